@@ -1,0 +1,198 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Due returns up to max tasks whose next attempt time is at or before now,
+// in run-time order, leaving out those for which skip reports true (tasks
+// already leased). When it finds fewer than max, next is the run time of the
+// earliest task not yet due, or nil if there is none; when it finds max,
+// next is nil and more may be due.
+func (t *Tx) Due(now time.Time, max int, skip func(ID) bool) (due []*Task, next *time.Time, err error) {
+	limit := now.UnixNano()
+	c := t.schedule.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) != 24 {
+			return nil, nil, fmt.Errorf("due: %w: schedule key of %d bytes", errCorrupt, len(k))
+		}
+		at := int64(binary.BigEndian.Uint64(k))
+		if at > limit {
+			n := time.Unix(0, at).UTC()
+			return due, &n, nil
+		}
+		id := ID(k[8:])
+		if skip != nil && skip(id) {
+			continue
+		}
+		task, err := t.Get(id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("due: schedule entry without task: %w", err)
+		}
+		due = append(due, task)
+		if len(due) >= max {
+			return due, nil, nil
+		}
+	}
+	return due, nil, nil
+}
+
+// ListOptions select tasks for List.
+type ListOptions struct {
+	// States keeps only tasks in these stored states; empty means all.
+	States []State
+	// Before starts the listing after this ID (exclusive), for paging;
+	// nil starts at the newest task.
+	Before *ID
+	// Limit bounds the number of tasks returned. Zero means 100.
+	Limit int
+	// Match, if set, keeps only the tasks for which it reports true.
+	Match func(*Task) bool
+}
+
+// List returns tasks newest first.
+func (t *Tx) List(opts ListOptions) ([]*Task, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	wanted := func(State) bool { return true }
+	if len(opts.States) > 0 {
+		var set [Cancelled + 1]bool
+		for _, s := range opts.States {
+			if s.Valid() {
+				set[s] = true
+			}
+		}
+		wanted = func(s State) bool { return s.Valid() && set[s] }
+	}
+
+	// Walk back from the newest task, or from the one before opts.Before.
+	c := t.tasks.Cursor()
+	var k, v []byte
+	if opts.Before != nil {
+		// Seek lands on the first key at or after Before; step back once.
+		if k, _ = c.Seek(opts.Before[:]); k != nil {
+			k, v = c.Prev()
+		} else {
+			k, v = c.Last()
+		}
+	} else {
+		k, v = c.Last()
+	}
+
+	var out []*Task
+	for ; k != nil && len(out) < limit; k, v = c.Prev() {
+		s, err := decodeState(v)
+		if err != nil {
+			return nil, fmt.Errorf("list: task %x: %w", k, err)
+		}
+		if !wanted(s) {
+			continue
+		}
+		task, err := decodeTask(ID(k), v)
+		if err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		if opts.Match != nil && !opts.Match(task) {
+			continue
+		}
+		out = append(out, task)
+	}
+	return out, nil
+}
+
+// Scan calls fn for every stored task in ID order until fn returns false.
+// It is meant for checks and maintenance; it holds the transaction open for
+// as long as it runs.
+func (t *Tx) Scan(fn func(*Task) bool) error {
+	c := t.tasks.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		task, err := decodeTask(ID(k), v)
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		if !fn(task) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ScheduleLen returns the number of entries in the schedule index.
+func (t *Tx) ScheduleLen() int { return t.schedule.Stats().KeyN }
+
+// Check verifies hookq's invariants over the whole store: every record
+// decodes, the schedule index holds exactly the tasks that are not final,
+// keys point at tasks that hold them, attempts belong to stored tasks, and
+// the counters equal a count of the records. It returns every problem found.
+func (t *Tx) Check() []error {
+	var problems []error
+	add := func(format string, args ...any) {
+		problems = append(problems, fmt.Errorf(format, args...))
+	}
+
+	// Records and the index entries they require.
+	counts := make(map[State]int64)
+	wantSched := make(map[string]bool)
+	c := t.tasks.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != 16 {
+			add("task key of %d bytes", len(k))
+			continue
+		}
+		task, err := decodeTask(ID(k), v)
+		if err != nil {
+			add("%v", err)
+			continue
+		}
+		counts[task.State]++
+		if err := checkStored(task); err != nil {
+			add("%v", err)
+		}
+		if task.NextAttemptAt != nil {
+			wantSched[string(scheduleKey(*task.NextAttemptAt, task.ID))] = true
+		}
+		if holdsKey(task) {
+			if v := t.keys.Get([]byte(*task.Key)); v == nil || ID(v) != task.ID {
+				add("task %s: key %q not indexed to it", task.ID, *task.Key)
+			}
+		}
+	}
+
+	// The schedule index against the records.
+	sc := t.schedule.Cursor()
+	for k, _ := sc.First(); k != nil; k, _ = sc.Next() {
+		if !wantSched[string(k)] {
+			add("schedule entry %x has no matching task", k)
+		}
+		delete(wantSched, string(k))
+	}
+	for k := range wantSched {
+		add("task %s missing from the schedule index", ID([]byte(k)[8:]))
+	}
+
+	// Keys and attempts point at stored tasks.
+	kc := t.keys.Cursor()
+	for k, v := kc.First(); k != nil; k, v = kc.Next() {
+		if len(v) != 16 || t.tasks.Get(v) == nil {
+			add("key %q points at no task", k)
+		}
+	}
+	ac := t.attempts.Cursor()
+	for k, _ := ac.First(); k != nil; k, _ = ac.Next() {
+		if len(k) != 20 || t.tasks.Get(k[:16]) == nil {
+			add("attempt %x belongs to no task", k)
+		}
+	}
+
+	// Counters against the count of records.
+	for s, n := range t.Counts() {
+		if counts[s] != n {
+			add("counter %s is %d; records say %d", s, n, counts[s])
+		}
+	}
+	return problems
+}

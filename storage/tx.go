@@ -1,0 +1,291 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Tx is a transaction on the store, handed to the functions given to
+// Store.Update and Store.View. Its write methods keep the schedule index,
+// the idempotency keys and the per-state counters consistent with the task
+// records. A Tx is valid only inside the function it was handed to.
+type Tx struct {
+	tx       *bolt.Tx
+	tasks    *bolt.Bucket
+	schedule *bolt.Bucket
+	attempts *bolt.Bucket
+	keys     *bolt.Bucket
+	counts   *bolt.Bucket
+	delta    [Cancelled + 1]int64 // counter changes, written once at commit
+	writes   int                  // write calls so far, to spot a spoiled update
+}
+
+func newTx(btx *bolt.Tx) *Tx {
+	t := &Tx{
+		tx:       btx,
+		tasks:    btx.Bucket(bucketTasks),
+		schedule: btx.Bucket(bucketSchedule),
+		attempts: btx.Bucket(bucketAttempts),
+		keys:     btx.Bucket(bucketKeys),
+		counts:   btx.Bucket(bucketCounts),
+	}
+	if btx.Writable() {
+		// Keys ascend (ULIDs, run times), so pages can be filled: the
+		// default half-full split would double the file for no gain.
+		t.tasks.FillPercent = 0.95
+		t.attempts.FillPercent = 0.95
+		t.schedule.FillPercent = 0.9
+	}
+	return t
+}
+
+// scheduleKey is the index key of a task: its next run time in big-endian
+// nanoseconds, then its ID, so a cursor walks tasks in run-time order.
+func scheduleKey(at time.Time, id ID) []byte {
+	k := make([]byte, 8, 24)
+	ns := at.UnixNano()
+	if ns < 0 {
+		ns = 0
+	}
+	binary.BigEndian.PutUint64(k, uint64(ns))
+	return append(k, id[:]...)
+}
+
+func attemptKey(id ID, n int) []byte {
+	k := make([]byte, 16, 20)
+	copy(k, id[:])
+	return binary.BigEndian.AppendUint32(k, uint32(n))
+}
+
+// Get returns the task stored under id, or ErrNotFound.
+func (t *Tx) Get(id ID) (*Task, error) {
+	v := t.tasks.Get(id[:])
+	if v == nil {
+		return nil, fmt.Errorf("get %s: %w", id, ErrNotFound)
+	}
+	return decodeTask(id, v)
+}
+
+// checkStored returns an error if task cannot be stored as it is.
+func checkStored(task *Task) error {
+	switch {
+	case !task.State.Valid() || task.State == Active:
+		return fmt.Errorf("task %s: state %s cannot be stored", task.ID, task.State)
+	case task.State.Final() && task.NextAttemptAt != nil:
+		return fmt.Errorf("task %s: final task has a next attempt time", task.ID)
+	case !task.State.Final() && task.NextAttemptAt == nil:
+		return fmt.Errorf("task %s: %s task has no next attempt time", task.ID, task.State)
+	}
+	return nil
+}
+
+// Insert stores a new task. If the task has an idempotency key that an
+// existing task holds, nothing is written and Insert returns that task with
+// dup set.
+func (t *Tx) Insert(task *Task) (existing *Task, dup bool, err error) {
+	if err := checkStored(task); err != nil {
+		return nil, false, fmt.Errorf("insert: %w", err)
+	}
+	if task.Key != nil {
+		if v := t.keys.Get([]byte(*task.Key)); v != nil {
+			if prev, err := t.Get(ID(v)); err == nil {
+				return prev, true, nil
+			} else if !errors.Is(err, ErrNotFound) {
+				return nil, false, fmt.Errorf("insert: %w", err)
+			}
+		}
+	}
+	if t.tasks.Get(task.ID[:]) != nil {
+		return nil, false, fmt.Errorf("insert %s: id already stored", task.ID)
+	}
+	rec, err := encodeTask(task)
+	if err != nil {
+		return nil, false, fmt.Errorf("insert %s: %w", task.ID, err)
+	}
+
+	// Checks are done; write the record, its index entries and counters.
+	t.writes++
+	if err := t.tasks.Put(task.ID[:], rec); err != nil {
+		return nil, false, fmt.Errorf("insert %s: %w", task.ID, err)
+	}
+	if err := t.index(nil, task); err != nil {
+		return nil, false, fmt.Errorf("insert %s: %w", task.ID, err)
+	}
+	return nil, false, nil
+}
+
+// Replace stores next in place of prev, the task as this transaction read
+// it, and increments the record's revision. Both must have the same ID.
+func (t *Tx) Replace(prev, next *Task) error {
+	if prev.ID != next.ID {
+		return fmt.Errorf("replace %s: ids differ (%s)", prev.ID, next.ID)
+	}
+	if err := checkStored(next); err != nil {
+		return fmt.Errorf("replace: %w", err)
+	}
+	next.Rev = prev.Rev + 1
+	rec, err := encodeTask(next)
+	if err != nil {
+		return fmt.Errorf("replace %s: %w", next.ID, err)
+	}
+	t.writes++
+	if err := t.tasks.Put(next.ID[:], rec); err != nil {
+		return fmt.Errorf("replace %s: %w", next.ID, err)
+	}
+	if err := t.index(prev, next); err != nil {
+		return fmt.Errorf("replace %s: %w", next.ID, err)
+	}
+	return nil
+}
+
+// Delete removes a task with its attempts, index entries and key.
+func (t *Tx) Delete(task *Task) error {
+	t.writes++
+	if err := t.tasks.Delete(task.ID[:]); err != nil {
+		return fmt.Errorf("delete %s: %w", task.ID, err)
+	}
+	if err := t.index(task, nil); err != nil {
+		return fmt.Errorf("delete %s: %w", task.ID, err)
+	}
+	c := t.attempts.Cursor()
+	for k, _ := c.Seek(task.ID[:]); k != nil && ID(k[:16]) == task.ID; k, _ = c.Seek(task.ID[:]) {
+		if err := t.attempts.Delete(k); err != nil {
+			return fmt.Errorf("delete %s attempts: %w", task.ID, err)
+		}
+	}
+	return nil
+}
+
+// index moves a task's schedule entry, idempotency key and counters from
+// what prev needed to what next needs. A nil prev is a new task; a nil next
+// a deleted one.
+func (t *Tx) index(prev, next *Task) error {
+	// Schedule entry: present exactly while the task is not final.
+	var oldKey, newKey []byte
+	if prev != nil && prev.NextAttemptAt != nil {
+		oldKey = scheduleKey(*prev.NextAttemptAt, prev.ID)
+	}
+	if next != nil && next.NextAttemptAt != nil {
+		newKey = scheduleKey(*next.NextAttemptAt, next.ID)
+	}
+	if string(oldKey) != string(newKey) {
+		if oldKey != nil {
+			if err := t.schedule.Delete(oldKey); err != nil {
+				return fmt.Errorf("unschedule: %w", err)
+			}
+		}
+		if newKey != nil {
+			if err := t.schedule.Put(newKey, nil); err != nil {
+				return fmt.Errorf("schedule: %w", err)
+			}
+		}
+	}
+
+	// Idempotency key: held while the task exists and is not cancelled.
+	if err := t.indexKey(prev, next); err != nil {
+		return err
+	}
+
+	// Counters.
+	if prev != nil {
+		t.delta[prev.State]--
+	}
+	if next != nil {
+		t.delta[next.State]++
+	}
+	return nil
+}
+
+func holdsKey(task *Task) bool {
+	return task != nil && task.Key != nil && task.State != Cancelled
+}
+
+func (t *Tx) indexKey(prev, next *Task) error {
+	switch {
+	case holdsKey(prev) && !holdsKey(next):
+		k := []byte(*prev.Key)
+		if v := t.keys.Get(k); v != nil && ID(v) == prev.ID {
+			if err := t.keys.Delete(k); err != nil {
+				return fmt.Errorf("release key: %w", err)
+			}
+		}
+	case !holdsKey(prev) && holdsKey(next):
+		// A retried task takes its key back only if no other task took it
+		// in the meantime.
+		k := []byte(*next.Key)
+		if v := t.keys.Get(k); v == nil {
+			if err := t.keys.Put(k, next.ID[:]); err != nil {
+				return fmt.Errorf("claim key: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// flush writes the counter changes of the transaction.
+func (t *Tx) flush() error {
+	for s, d := range t.delta {
+		if d == 0 {
+			continue
+		}
+		k := []byte{byte(s)}
+		var n int64
+		if v := t.counts.Get(k); len(v) == 8 {
+			n = int64(binary.BigEndian.Uint64(v))
+		}
+		n += d
+		if err := t.counts.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
+			return fmt.Errorf("update counter %s: %w", State(s), err)
+		}
+		t.delta[s] = 0
+	}
+	return nil
+}
+
+// AddAttempt stores the record of one attempt of task id.
+func (t *Tx) AddAttempt(id ID, a *Attempt) error {
+	rec, err := encodeAttempt(a)
+	if err != nil {
+		return fmt.Errorf("add attempt %s/%d: %w", id, a.N, err)
+	}
+	t.writes++
+	if err := t.attempts.Put(attemptKey(id, a.N), rec); err != nil {
+		return fmt.Errorf("add attempt %s/%d: %w", id, a.N, err)
+	}
+	return nil
+}
+
+// Attempts returns the attempts of task id, oldest first.
+func (t *Tx) Attempts(id ID) ([]Attempt, error) {
+	var out []Attempt
+	c := t.attempts.Cursor()
+	for k, v := c.Seek(id[:]); k != nil && len(k) == 20 && ID(k[:16]) == id; k, v = c.Next() {
+		a, err := decodeAttempt(v)
+		if err != nil {
+			return nil, fmt.Errorf("attempts of %s: %w", id, err)
+		}
+		out = append(out, *a)
+	}
+	return out, nil
+}
+
+// Counts returns the number of stored tasks in each state, read from the
+// counters (no scan).
+func (t *Tx) Counts() map[State]int64 {
+	out := make(map[State]int64, len(States))
+	for _, s := range States {
+		if s == Active {
+			continue
+		}
+		var n int64
+		if v := t.counts.Get([]byte{byte(s)}); len(v) == 8 {
+			n = int64(binary.BigEndian.Uint64(v))
+		}
+		out[s] = n + t.delta[s]
+	}
+	return out
+}
