@@ -6,14 +6,29 @@ import (
 	"time"
 )
 
-// Due returns up to max tasks whose next attempt time is at or before now,
-// in run-time order, leaving out those for which skip reports true (tasks
-// already leased). When it finds fewer than max, next is the run time of the
-// earliest task not yet due, or nil if there is none; when it finds max,
-// next is nil and more may be due.
-func (t *Tx) Due(now time.Time, max int, skip func(ID) bool) (due []*Task, next *time.Time, err error) {
+// DueOptions select the tasks Due returns.
+type DueOptions struct {
+	// Max bounds the number of tasks returned.
+	Max int
+	// Skip, if set, passes over tasks by ID before they are read (tasks
+	// already leased).
+	Skip func(ID) bool
+	// Accept, if set, passes over tasks for which it reports false once
+	// read (tasks whose host is busy).
+	Accept func(*Task) bool
+	// MaxScan bounds the index entries examined, so that a long run of
+	// passed-over tasks cannot make one call slow. Zero means no bound.
+	MaxScan int
+}
+
+// Due returns due tasks (next attempt time at or before now) in run-time
+// order. When it stops before opts.Max for lack of due tasks, next is the run
+// time of the earliest task not yet due, or nil if there is none; when it
+// stops at opts.Max or opts.MaxScan, next is nil and more may be due.
+func (t *Tx) Due(now time.Time, opts DueOptions) (due []*Task, next *time.Time, err error) {
 	limit := now.UnixNano()
 	c := t.schedule.Cursor()
+	scanned := 0
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		if len(k) != 24 {
 			return nil, nil, fmt.Errorf("due: %w: schedule key of %d bytes", errCorrupt, len(k))
@@ -23,16 +38,22 @@ func (t *Tx) Due(now time.Time, max int, skip func(ID) bool) (due []*Task, next 
 			n := time.Unix(0, at).UTC()
 			return due, &n, nil
 		}
+		if scanned++; opts.MaxScan > 0 && scanned > opts.MaxScan {
+			return due, nil, nil
+		}
 		id := ID(k[8:])
-		if skip != nil && skip(id) {
+		if opts.Skip != nil && opts.Skip(id) {
 			continue
 		}
 		task, err := t.Get(id)
 		if err != nil {
 			return nil, nil, fmt.Errorf("due: schedule entry without task: %w", err)
 		}
+		if opts.Accept != nil && !opts.Accept(task) {
+			continue
+		}
 		due = append(due, task)
-		if len(due) >= max {
+		if len(due) >= opts.Max {
 			return due, nil, nil
 		}
 	}

@@ -82,8 +82,8 @@ type Store struct {
 
 // op is one update waiting for the committer.
 type op struct {
-	fn  func(*Tx) error
-	err chan error
+	fn   func(*Tx) error
+	done func(error) // called by the committer once the outcome is known
 }
 
 // Open opens or creates the store file at path.
@@ -209,25 +209,34 @@ func (s *Store) DB() *bolt.DB { return s.db }
 // the batch is rolled back and run again without it), so it must not have
 // effects outside the transaction other than setting its own results.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
-	if s.readOnly {
-		return ErrReadOnly
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{fn: fn, err: make(chan error, 1)}
-
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
+	ch := make(chan error, 1)
+	if err := s.UpdateAsync(fn, func(err error) { ch <- err }); err != nil {
+		return err
 	}
-	s.ops <- o
-	s.mu.RUnlock()
-
 	// Once queued, the update is committed or failed within one commit's
 	// time; waiting for it keeps the answer honest about what is on disk.
-	return <-o.err
+	return <-ch
+}
+
+// UpdateAsync queues fn like Update but returns at once; the committer
+// calls done with Update's result once the transaction is on disk (or has
+// failed). done runs on the committer goroutine and must be quick. If the
+// update cannot be queued, UpdateAsync returns the error and never calls
+// done. It blocks only while the queue of updates is full.
+func (s *Store) UpdateAsync(fn func(*Tx) error, done func(error)) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.ops <- &op{fn: fn, done: done}
+	return nil
 }
 
 // commitLoop applies queued updates in batches until ops is closed.
@@ -274,17 +283,17 @@ func (s *Store) commit(batch []*op) {
 			return tx.flush()
 		})
 		if spoiled >= 0 {
-			batch[spoiled].err <- errs[spoiled]
+			batch[spoiled].done(errs[spoiled])
 			batch = append(batch[:spoiled], batch[spoiled+1:]...)
 			errs = errs[:len(batch)]
 			continue
 		}
 		for i, o := range batch {
 			if err != nil {
-				o.err <- fmt.Errorf("commit: %w", err)
+				o.done(fmt.Errorf("commit: %w", err))
 				continue
 			}
-			o.err <- errs[i]
+			o.done(errs[i])
 		}
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,9 +292,8 @@ func TestStore_Due(t *testing.T) {
 	var next *time.Time
 	s.View(func(tx *Tx) error {
 		var err error
-		due, next, err = tx.Due(testNow.Add(2*time.Second), 10, func(id ID) bool {
-			return id == tasks[1].ID // leased
-		})
+		due, next, err = tx.Due(testNow.Add(2*time.Second), DueOptions{Max: 10,
+			Skip: func(id ID) bool { return id == tasks[1].ID }}) // leased
 		return err
 	})
 	if len(due) != 2 || due[0].ID != tasks[0].ID || due[1].ID != tasks[2].ID {
@@ -304,11 +304,29 @@ func TestStore_Due(t *testing.T) {
 	}
 
 	s.View(func(tx *Tx) error {
-		due, next, _ = tx.Due(testNow.Add(time.Hour), 2, nil)
+		due, next, _ = tx.Due(testNow.Add(time.Hour), DueOptions{Max: 2})
 		return nil
 	})
 	if len(due) != 2 || next != nil {
 		t.Errorf("capped Due = %d tasks, next %v; want 2, nil", len(due), next)
+	}
+
+	// Accept passes over tasks once read; MaxScan stops a long pass.
+	s.View(func(tx *Tx) error {
+		due, next, _ = tx.Due(testNow.Add(time.Hour), DueOptions{Max: 5,
+			Accept: func(t *Task) bool { return t.ID != tasks[0].ID }})
+		return nil
+	})
+	if len(due) != 4 || due[0].ID != tasks[1].ID {
+		t.Errorf("Due with Accept = %d tasks; want 4 starting at task 1", len(due))
+	}
+	s.View(func(tx *Tx) error {
+		due, next, _ = tx.Due(testNow.Add(time.Hour), DueOptions{Max: 5, MaxScan: 2,
+			Skip: func(id ID) bool { return id == tasks[0].ID }})
+		return nil
+	})
+	if len(due) != 1 || next != nil {
+		t.Errorf("Due with MaxScan 2 = %d tasks, next %v; want 1, nil", len(due), next)
 	}
 }
 
@@ -505,4 +523,65 @@ func BenchmarkDecodeTask(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkStore_Complete measures the commit path of finished attempts:
+// 128 concurrent writers each read a pending task, add its attempt and
+// store it succeeded, sharing commits.
+func BenchmarkStore_Complete(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "hookq.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	tasks := make([]*Task, b.N)
+	for i := range tasks {
+		tasks[i] = newTask(i)
+	}
+	for i := 0; i < len(tasks); i += 1000 {
+		err := s.Update(context.Background(), func(tx *Tx) error {
+			for _, task := range tasks[i:min(i+1000, len(tasks))] {
+				if _, _, err := tx.Insert(task); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range 128 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(tasks)) {
+					return
+				}
+				err := s.Update(context.Background(), func(tx *Tx) error {
+					cur, err := tx.Get(tasks[i].ID)
+					if err != nil {
+						return err
+					}
+					if err := tx.AddAttempt(cur.ID, &Attempt{N: 1, StartedAt: testNow, Outcome: "succeeded"}); err != nil {
+						return err
+					}
+					done := cur.Clone()
+					done.State, done.NextAttemptAt, done.Attempts = Succeeded, nil, 1
+					done.Result, done.FinishedAt = json.RawMessage("100"), &testNow
+					return tx.Replace(cur, done)
+				})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
