@@ -1,0 +1,90 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hookq/hookq/storage"
+)
+
+// Cancel makes a task that has not finished cancelled: it will not be
+// dispatched, and an attempt in flight has its request aborted and its
+// outcome discarded. The task's idempotency key is released.
+//
+// A cancel that races with an attempt's reply has one winner: whichever is
+// committed first. If the reply's outcome is on disk first, Cancel fails
+// with ErrFinal and the task keeps its result; otherwise the task is
+// cancelled and the reply is kept only as the attempt's record.
+func (q *Queue) Cancel(ctx context.Context, id ID) (*Task, error) {
+	if q.isClosed() {
+		return nil, ErrClosed
+	}
+	var out *Task
+	err := q.store.Update(ctx, func(tx *storage.Tx) error {
+		cur, err := tx.Get(id)
+		if err != nil {
+			return err
+		}
+		if cur.State.Final() {
+			return fmt.Errorf("cancel %s: %w (%s)", id, ErrFinal, cur.State)
+		}
+		next := cur.Clone()
+		now := q.clock.Now().UTC()
+		next.State = storage.Cancelled
+		next.NextAttemptAt = nil
+		next.FinishedAt = &now
+		out = next
+		return tx.Replace(cur, next)
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Abort the attempt in flight, if any; its worker sees the new
+	// revision and leaves the task cancelled.
+	q.mu.Lock()
+	if l := q.leases[id]; l != nil {
+		l.cancelled = true
+		if l.cancel != nil {
+			l.cancel()
+		}
+	}
+	q.mu.Unlock()
+	q.finished(id)
+	return out, nil
+}
+
+// Retry makes a final task pending again, keeping its history: its attempt
+// count goes on from where it was, with a fresh allowance of MaxAttempts.
+// It fails with ErrNotFinal for a task that has not finished.
+func (q *Queue) Retry(ctx context.Context, id ID) (*Task, error) {
+	if q.isClosed() {
+		return nil, ErrClosed
+	}
+	var out *Task
+	err := q.store.Update(ctx, func(tx *storage.Tx) error {
+		cur, err := tx.Get(id)
+		if err != nil {
+			return err
+		}
+		if !cur.State.Final() {
+			return fmt.Errorf("retry %s: %w (%s)", id, ErrNotFinal, cur.State)
+		}
+		next := cur.Clone()
+		now := q.clock.Now().UTC()
+		next.State = storage.Pending
+		next.NextAttemptAt = &now
+		next.FinishedAt = nil
+		next.Result = nil
+		next.Error = nil
+		next.AttemptBase = cur.Attempts
+		next.RetriedAt = &now
+		out = next
+		return tx.Replace(cur, next)
+	})
+	if err != nil {
+		return nil, err
+	}
+	q.notify()
+	return out, nil
+}

@@ -1,0 +1,87 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hookq/hookq/storage"
+)
+
+// Enqueue validates spec, stores the task and returns it once it is on
+// disk. Concurrent calls share commits. If spec has an idempotency key that
+// a kept task holds, Enqueue stores nothing and returns that task. An
+// invalid spec fails with an error wrapping ErrInvalid.
+func (q *Queue) Enqueue(ctx context.Context, spec Spec) (*Task, error) {
+	tasks, err := q.EnqueueMany(ctx, []Spec{spec})
+	if err != nil {
+		return nil, err
+	}
+	return tasks[0], nil
+}
+
+// EnqueueMany stores all the tasks in one commit, or none of them: if one
+// spec is invalid nothing is stored and the error names its index. The
+// returned tasks are in the order of specs; a spec whose key a kept task
+// holds yields that task.
+func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) {
+	if q.isClosed() {
+		return nil, ErrClosed
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+
+	// Validate everything before anything is written.
+	now := q.clock.Now().UTC()
+	tasks := make([]*Task, len(specs))
+	for i := range specs {
+		t, err := q.newTask(&specs[i])
+		if err != nil {
+			if len(specs) > 1 {
+				return nil, fmt.Errorf("task %d: %w", i, err)
+			}
+			return nil, err
+		}
+		if t.ID, err = q.ids.next(now); err != nil {
+			return nil, fmt.Errorf("enqueue: new id: %w", err)
+		}
+		t.CreatedAt = now
+		t.State = storage.Pending
+		next := now
+		if t.RunAt != nil && t.RunAt.After(now) {
+			t.State = storage.Scheduled
+			next = *t.RunAt
+		}
+		t.NextAttemptAt = &next
+		tasks[i] = t
+	}
+
+	// One commit for the lot: an error rolls all of them back.
+	out := make([]*Task, len(tasks))
+	err := q.store.Update(ctx, func(tx *storage.Tx) error {
+		for i, t := range tasks {
+			prev, dup, err := tx.Insert(t)
+			if err != nil {
+				return err
+			}
+			out[i] = t
+			if dup {
+				out[i] = prev
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	q.notify()
+	return out, nil
+}
+
+// notify tells the scheduler that a task may have become due.
+func (q *Queue) notify() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}

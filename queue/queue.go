@@ -1,0 +1,314 @@
+// Package queue is hookq's embeddable API: a durable queue of HTTP callback
+// tasks kept in one bbolt file, with a scheduler and a worker pool that make
+// the calls, retry transient failures with exponential backoff and store
+// each task's result under its ID.
+//
+// Enqueue returns only once the task is on disk. Leases live in memory: the
+// process that opened the queue is the store's only writer, so when it dies
+// its leases die with it, and on the next Open every unfinished task is ready
+// again. Delivery is therefore at-least-once; endpoints dedupe on the
+// webhook-id header, which is the task's ID.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookq/hookq/dispatch"
+	"github.com/hookq/hookq/storage"
+)
+
+// Types shared with the storage layer, so that users import queue alone.
+type (
+	// Task is a task with its state and outcome. See storage.Task.
+	Task = storage.Task
+	// ID is a task's ULID.
+	ID = storage.ID
+	// State is where a task is in its life.
+	State = storage.State
+	// Attempt is the record of one try of a task.
+	Attempt = storage.Attempt
+	// Error says why a task or attempt failed.
+	Error = storage.Error
+	// Duration is a time.Duration written in JSON as "15s".
+	Duration = storage.Duration
+)
+
+// The states of a task.
+const (
+	Scheduled = storage.Scheduled
+	Pending   = storage.Pending
+	Active    = storage.Active
+	Retrying  = storage.Retrying
+	Succeeded = storage.Succeeded
+	Failed    = storage.Failed
+	Cancelled = storage.Cancelled
+)
+
+// Errors returned by the queue. Compare with errors.Is.
+var (
+	// ErrNotFound reports that no task has the given ID.
+	ErrNotFound = storage.ErrNotFound
+	// ErrClosed reports a call on a closed queue.
+	ErrClosed = errors.New("queue closed")
+	// ErrLocked reports that another process holds the store.
+	ErrLocked = storage.ErrLocked
+	// ErrReadOnly reports a write to a queue opened with ReadOnly.
+	ErrReadOnly = storage.ErrReadOnly
+	// ErrFinal reports a Cancel of a task that has already finished.
+	ErrFinal = errors.New("task is already final")
+	// ErrNotFinal reports a Retry of a task that has not finished.
+	ErrNotFinal = errors.New("task is not final")
+)
+
+// ParseID parses the text form of a task ID.
+func ParseID(s string) (ID, error) { return storage.ParseID(s) }
+
+// ParseState parses a state name such as "pending".
+func ParseState(s string) (State, error) { return storage.ParseState(s) }
+
+// Options configure a queue. A nil *Options means all defaults; each zero
+// field means its default.
+type Options struct {
+	// Workers is the number of concurrent attempts. Defaults to 128.
+	Workers int
+	// PerHost bounds the attempts in flight to one host (host:port), so one
+	// slow endpoint cannot take every worker. Zero means no limit.
+	PerHost int
+	// MaxAttempts is the attempt limit of a task that sets none.
+	// Defaults to 10.
+	MaxAttempts int
+	// Timeout is the per-attempt deadline of a task that sets none.
+	// Defaults to 15s.
+	Timeout time.Duration
+	// BackoffBase is the delay before the first retry; retry n waits
+	// about BackoffBase·2^n, with jitter. Defaults to 1s.
+	BackoffBase time.Duration
+	// BackoffCap bounds the delay between attempts, including one asked
+	// for by Retry-After. Defaults to 1h.
+	BackoffCap time.Duration
+	// MaxAge bounds how long after its first run time a task may still be
+	// retried: a retry that would start later fails the task instead.
+	// Defaults to 24h.
+	MaxAge time.Duration
+	// Grace is how long Close lets in-flight attempts finish before it
+	// cancels them (they run again after the next Open). Defaults to 10s.
+	Grace time.Duration
+	// Dispatch configures the HTTP side: guard, signing secrets, body
+	// limit, user agent. Its Timeout is ignored in favour of each task's.
+	Dispatch dispatch.Options
+	// Logger receives the queue's logs. Nil means no logging.
+	Logger *slog.Logger
+	// Clock tells the time and makes timers. Nil means the system clock.
+	Clock Clock
+	// DisableWorkers opens the queue for enqueue and inspection only: no
+	// task is dispatched. The CLI uses it when no server is running.
+	DisableWorkers bool
+	// ReadOnly opens the store read-only, sharing it with other readers;
+	// writes fail with ErrReadOnly and no task is dispatched.
+	ReadOnly bool
+	// LockTimeout is how long Open waits for another process to release
+	// the store before failing with ErrLocked. Defaults to 2s.
+	LockTimeout time.Duration
+	// NoSync skips fsync on commit. For tests and benchmarks only: a crash
+	// may then lose acknowledged tasks. Defaults to false.
+	NoSync bool
+}
+
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	setDefault(&c.Workers, 128)
+	setDefault(&c.MaxAttempts, 10)
+	setDefault(&c.Timeout, 15*time.Second)
+	setDefault(&c.BackoffBase, time.Second)
+	setDefault(&c.BackoffCap, time.Hour)
+	setDefault(&c.MaxAge, 24*time.Hour)
+	setDefault(&c.Grace, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	if c.ReadOnly {
+		c.DisableWorkers = true
+	}
+	return c
+}
+
+func setDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Queue is an open queue. It is safe for concurrent use.
+type Queue struct {
+	opts  Options
+	store *storage.Store
+	disp  *dispatch.Dispatcher
+	clock Clock
+	log   *slog.Logger
+	ids   *idSource
+
+	// mu guards closed, leases and waiters. It may be held while opening
+	// a store transaction (the scheduler does), so it must never be taken
+	// inside one: a writer growing the file would deadlock the two.
+	mu      sync.Mutex
+	closed  bool
+	leases  map[ID]*lease
+	hosts   map[string]int // leases per host, when PerHost is set
+	waiters map[ID]*waiter
+
+	wake      chan struct{} // a new or rescheduled task may be due
+	work      chan *lease   // leased tasks for the workers
+	slots     chan struct{} // one token per lease the workers can take
+	stop      context.CancelFunc
+	abort     context.CancelFunc // cancels in-flight attempts
+	attemptCx context.Context
+	group     *errgroup.Group
+	closeOnce sync.Once
+	closeErr  error
+
+	// afterAttempt, if set, is called by a worker once an attempt's
+	// outcome is stored and its lease dropped. Tests use it as a signal.
+	afterAttempt func(id ID, att *Attempt)
+}
+
+// Open opens the queue stored in the bbolt file at path, creating it if
+// needed, and starts dispatching unless opts says not to.
+func Open(path string, opts *Options) (*Queue, error) {
+	return open(path, opts, nil)
+}
+
+// open is Open with a hook for tests, set before any worker starts.
+func open(path string, opts *Options, afterAttempt func(ID, *Attempt)) (*Queue, error) {
+	o := opts.withDefaults()
+	store, err := storage.Open(path, &storage.Options{
+		ReadOnly:    o.ReadOnly,
+		LockTimeout: o.LockTimeout,
+		NoSync:      o.NoSync,
+	})
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{
+		opts:    o,
+		store:   store,
+		clock:   o.Clock,
+		log:     o.Logger,
+		ids:     newIDSource(),
+		leases:  make(map[ID]*lease),
+		hosts:   make(map[string]int),
+		waiters: make(map[ID]*waiter),
+		wake:    make(chan struct{}, 1),
+
+		afterAttempt: afterAttempt,
+	}
+	if o.DisableWorkers {
+		return q, nil
+	}
+
+	dopts := o.Dispatch
+	dopts.Timeout = o.Timeout
+	if dopts.MaxConnsPerHost == 0 {
+		// As many connections to a host as attempts can be in flight to
+		// it, all kept alive between attempts.
+		dopts.MaxConnsPerHost = o.Workers
+		if o.PerHost > 0 {
+			dopts.MaxConnsPerHost = min(o.PerHost, o.Workers)
+		}
+	}
+	q.disp, err = dispatch.New(dopts)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open queue: %w", err)
+	}
+	q.start()
+	q.log.Info("queue opened", slog.String(keyPath, path), slog.Int(keyWorkers, o.Workers))
+	return q, nil
+}
+
+// start launches the scheduler and the workers.
+func (q *Queue) start() {
+	ctx, stop := context.WithCancel(context.Background())
+	q.stop = stop
+	q.attemptCx, q.abort = context.WithCancel(context.Background())
+	q.work = make(chan *lease, q.opts.Workers)
+	q.slots = make(chan struct{}, q.opts.Workers)
+	for range q.opts.Workers {
+		q.slots <- struct{}{}
+	}
+	q.group = new(errgroup.Group)
+	q.group.Go(func() error { return q.schedule(ctx) })
+	for range q.opts.Workers {
+		q.group.Go(func() error { return q.runWorker(ctx) })
+	}
+}
+
+// Close stops leasing tasks, lets in-flight attempts finish within the
+// grace period, cancels those still running (they run again after the next
+// Open), and closes the store. It is safe to call more than once.
+func (q *Queue) Close() error {
+	q.closeOnce.Do(func() {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+
+		if q.group != nil {
+			q.stop()
+			done := make(chan struct{})
+			go func() { q.group.Wait(); close(done) }()
+			// The grace period is wall time even under a test clock: it
+			// bounds how long Close may block a caller.
+			timer := time.NewTimer(q.opts.Grace)
+			select {
+			case <-done:
+			case <-timer.C:
+				q.log.Warn("grace period over; cancelling in-flight attempts")
+				q.abort()
+				<-done
+			}
+			timer.Stop()
+			q.abort()
+			q.disp.Close()
+		}
+		q.wakeWaiters()
+		if err := q.store.Close(); err != nil {
+			q.closeErr = fmt.Errorf("close queue: %w", err)
+		}
+		q.log.Info("queue closed")
+	})
+	return q.closeErr
+}
+
+// isClosed reports whether Close has begun.
+func (q *Queue) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// Log attribute keys.
+const (
+	keyTaskID     = "task_id"
+	keyAttempt    = "attempt"
+	keyURL        = "url"
+	keyMethod     = "method"
+	keyOutcome    = "outcome"
+	keyStatusCode = "status_code"
+	keyDuration   = "duration"
+	keyError      = "error"
+	keyPath       = "path"
+	keyWorkers    = "workers"
+	keyDelay      = "delay"
+)

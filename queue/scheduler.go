@@ -1,0 +1,175 @@
+package queue
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/hookq/hookq/storage"
+)
+
+// maxLeaseBatch bounds how many tasks one scan of the schedule leases.
+const maxLeaseBatch = 256
+
+// maxScan bounds the due tasks one scan passes over because their host is
+// at its limit; the scan resumes when a busy host frees a slot.
+const maxScan = 4096
+
+// lease is the scheduler's in-memory claim that a worker runs a task now.
+// Its fields other than task are guarded by Queue.mu.
+type lease struct {
+	task      *Task              // the task as stored when it was leased
+	host      string             // the task's host:port, when PerHost is set
+	cancel    context.CancelFunc // aborts the attempt; nil until it starts
+	cancelled bool               // a user cancelled the task in flight
+}
+
+// schedule leases due tasks to the workers until ctx is done. It sleeps
+// until a task is enqueued or rescheduled, a worker slot frees up, or the
+// next run time comes; it never polls.
+func (q *Queue) schedule(ctx context.Context) error {
+	for {
+		// Wait for at least one free worker, then take all that are free.
+		select {
+		case <-q.slots:
+		case <-ctx.Done():
+			return nil
+		}
+		n := 1
+	more:
+		for n < maxLeaseBatch {
+			select {
+			case <-q.slots:
+				n++
+			default:
+				break more
+			}
+		}
+
+		// Lease what is due; give back the slots left unused.
+		leased, next, err := q.leaseDue(n)
+		for range n - len(leased) {
+			q.slots <- struct{}{}
+		}
+		for _, l := range leased {
+			q.work <- l // never blocks: work holds as many as there are slots
+		}
+		if err != nil {
+			q.log.Error("scan schedule", slog.Any(keyError, err))
+			next = ptr(q.clock.Now().Add(time.Second))
+		} else if len(leased) == n {
+			continue // there may be more due right now
+		}
+
+		// Sleep until something may have become due.
+		var timer Timer
+		var timeout <-chan time.Time
+		if next != nil {
+			timer = q.clock.NewTimer(next.Sub(q.clock.Now()))
+			timeout = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+		case <-q.wake:
+		case <-timeout:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// leaseDue leases up to n due tasks that are not leased yet and returns
+// them, with the next run time when fewer were due.
+//
+// The scan runs under q.mu, and a worker commits a task's outcome before it
+// drops the lease under q.mu: so a scan either sees the lease or reads a
+// snapshot that already has the outcome, and a finished task is never
+// leased again.
+func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, nil, nil
+	}
+
+	opts := storage.DueOptions{
+		Max:  n,
+		Skip: func(id ID) bool { _, ok := q.leases[id]; return ok },
+	}
+	var hosts []string
+	if q.opts.PerHost > 0 {
+		opts.MaxScan = n + maxScan
+		opts.Accept = func(t *Task) bool {
+			h := hostOf(t.URL)
+			if q.hosts[h] >= q.opts.PerHost {
+				return false
+			}
+			q.hosts[h]++
+			hosts = append(hosts, h)
+			return true
+		}
+	}
+	var due []*Task
+	var next *time.Time
+	err := q.store.View(func(tx *storage.Tx) error {
+		var err error
+		due, next, err = tx.Due(q.clock.Now(), opts)
+		return err
+	})
+	if err != nil {
+		for _, h := range hosts {
+			q.hosts[h]--
+		}
+		return nil, nil, err
+	}
+	leased := make([]*lease, len(due))
+	for i, t := range due {
+		leased[i] = &lease{task: t}
+		if hosts != nil {
+			leased[i].host = hosts[i]
+		}
+		q.leases[t.ID] = leased[i]
+	}
+	return leased, next, nil
+}
+
+// unlease drops the lease on id; the task's outcome must be on disk.
+func (q *Queue) unlease(id ID) {
+	q.mu.Lock()
+	var wake bool
+	if l := q.leases[id]; l != nil && l.host != "" {
+		// A host at its limit may have due tasks the scheduler passed over.
+		wake = q.hosts[l.host] >= q.opts.PerHost
+		if q.hosts[l.host]--; q.hosts[l.host] <= 0 {
+			delete(q.hosts, l.host)
+		}
+	}
+	delete(q.leases, id)
+	q.mu.Unlock()
+	if wake {
+		q.notify()
+	}
+}
+
+// hostOf returns the host:port a URL's request goes to, the unit of the
+// per-host limit.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.Port() == "" {
+		if u.Scheme == "https" {
+			return u.Hostname() + ":443"
+		}
+		return u.Hostname() + ":80"
+	}
+	return u.Host
+}
+
+func ptr[T any](v T) *T { return &v }

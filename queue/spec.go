@@ -1,0 +1,328 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hookq/hookq/storage"
+)
+
+// ErrInvalid reports a task that cannot be enqueued as described. The
+// error's text says which field is wrong and why.
+var ErrInvalid = errors.New("invalid task")
+
+// Spec describes a task to enqueue. Its JSON form is the input half of the
+// task object of hookq's HTTP API.
+type Spec struct {
+	// URL is the absolute http or https URL to call. Required.
+	URL string `json:"url"`
+	// Method is the HTTP method, case-insensitive: GET, HEAD, POST, PUT,
+	// PATCH, DELETE or OPTIONS. Defaults to GET, or POST when JSON is set.
+	Method string `json:"method,omitempty"`
+	// Args are sent in the query (GET, HEAD, or any method with a JSON
+	// body) or as a form body. Values are strings, numbers or booleans, or
+	// lists of those, sent as repeated keys. Nil means none.
+	Args map[string]any `json:"args,omitempty"`
+	// Headers are extra request headers. They cannot set the headers hookq
+	// and the transport own (Host, Content-Length, Content-Type, User-Agent,
+	// webhook-*, hop-by-hop headers).
+	Headers map[string]string `json:"headers,omitempty"`
+	// JSON, if set, is sent as the body with Content-Type application/json.
+	JSON json.RawMessage `json:"json,omitempty"`
+	// Protocol says how the reply is read: "celery" (the default) or "plain".
+	Protocol string `json:"protocol,omitempty"`
+	// MaxAttempts bounds the attempts; 1 means no retry. Zero means the
+	// queue's default (10).
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Timeout is the deadline of each attempt. Zero means the queue's
+	// default (15s).
+	Timeout storage.Duration `json:"timeout,omitempty"`
+	// RunAt delays the first attempt until then. Nil means now.
+	RunAt *time.Time `json:"run_at,omitempty"`
+	// Key is an idempotency key: while a task with this key is kept (and not
+	// cancelled), enqueueing another with it returns that task instead.
+	Key string `json:"key,omitempty"`
+}
+
+// Limits on what one task may carry, so one record stays small.
+const (
+	maxURLLen     = 8 << 10
+	maxKeyLen     = 256
+	maxBodyLen    = 1 << 20
+	maxHeaderLen  = 16 << 10
+	maxAttempts   = 1000
+	maxTaskTimout = time.Hour
+)
+
+var methods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true,
+	"PATCH": true, "DELETE": true, "OPTIONS": true,
+}
+
+// protectedHeaders are request headers that hookq or the transport sets.
+var protectedHeaders = map[string]bool{
+	"host": true, "content-length": true, "content-type": true,
+	"user-agent": true, "connection": true, "keep-alive": true,
+	"proxy-authorization": true, "proxy-authenticate": true, "proxy-connection": true,
+	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
+	"content-encoding": true, "accept-encoding": true,
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// newTask validates spec and returns the task it describes, with the queue's
+// defaults filled in. It does not set the ID or the times.
+func (q *Queue) newTask(spec *Spec) (*storage.Task, error) {
+	t := &storage.Task{
+		URL:         strings.TrimSpace(spec.URL),
+		Method:      strings.ToUpper(strings.TrimSpace(spec.Method)),
+		Protocol:    spec.Protocol,
+		MaxAttempts: spec.MaxAttempts,
+		Timeout:     spec.Timeout,
+		Headers:     spec.Headers,
+	}
+
+	// URL and method.
+	if err := checkURL(t.URL); err != nil {
+		return nil, err
+	}
+	if t.Method == "" {
+		t.Method = "GET"
+		if spec.JSON != nil {
+			t.Method = "POST"
+		}
+	}
+	if !methods[t.Method] {
+		return nil, invalid("method %q is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+			spec.Method)
+	}
+
+	// Arguments, body and headers.
+	args, err := encodeArgs(spec.Args)
+	if err != nil {
+		return nil, err
+	}
+	t.Args = args
+	if spec.JSON != nil && !bytes.Equal(bytes.TrimSpace(spec.JSON), []byte("null")) {
+		if t.Method == "GET" || t.Method == "HEAD" {
+			return nil, invalid("a JSON body needs a method that sends a body, not %s", t.Method)
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, spec.JSON); err != nil {
+			return nil, invalid("json body is not valid JSON: %v", err)
+		}
+		if buf.Len() > maxBodyLen {
+			return nil, invalid("json body is %d bytes; the limit is %d", buf.Len(), maxBodyLen)
+		}
+		t.JSON = buf.Bytes()
+	}
+	if err := checkHeaders(t.Headers); err != nil {
+		return nil, err
+	}
+
+	// Policy.
+	switch t.Protocol {
+	case "":
+		t.Protocol = "celery"
+	case "celery", "plain":
+	default:
+		return nil, invalid("protocol %q is not celery or plain", t.Protocol)
+	}
+	switch {
+	case t.MaxAttempts < 0 || t.MaxAttempts > maxAttempts:
+		return nil, invalid("max_attempts %d is not between 1 and %d", t.MaxAttempts, maxAttempts)
+	case t.MaxAttempts == 0:
+		t.MaxAttempts = q.opts.MaxAttempts
+	}
+	switch {
+	case t.Timeout < 0 || time.Duration(t.Timeout) > maxTaskTimout:
+		return nil, invalid("timeout %s is not between 0 and %s", time.Duration(t.Timeout), maxTaskTimout)
+	case t.Timeout == 0:
+		t.Timeout = storage.Duration(q.opts.Timeout)
+	}
+	if len(spec.Key) > maxKeyLen {
+		return nil, invalid("key is %d bytes; the limit is %d", len(spec.Key), maxKeyLen)
+	}
+	if spec.Key != "" {
+		k := spec.Key
+		t.Key = &k
+	}
+	if spec.RunAt != nil {
+		at := spec.RunAt.UTC()
+		t.RunAt = &at
+	}
+	return t, nil
+}
+
+func checkURL(raw string) error {
+	if raw == "" {
+		return invalid("url is required")
+	}
+	if len(raw) > maxURLLen {
+		return invalid("url is %d bytes; the limit is %d", len(raw), maxURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return invalid("url: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return invalid("url scheme %q is not http or https", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return invalid("url %q has no host", redactURL(raw))
+	}
+	if strings.ContainsAny(raw, "\r\n\x00 ") {
+		return invalid("url contains a space or control character")
+	}
+	return nil
+}
+
+func checkHeaders(h map[string]string) error {
+	size := 0
+	for k, v := range h {
+		if k == "" || !isToken(k) {
+			return invalid("header name %q is not a valid HTTP token", k)
+		}
+		lk := strings.ToLower(k)
+		if protectedHeaders[lk] || strings.HasPrefix(lk, "webhook-") {
+			return invalid("header %s is set by hookq and cannot be overridden", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return invalid("header %s contains CR, LF or NUL", k)
+		}
+		size += len(k) + len(v)
+	}
+	if size > maxHeaderLen {
+		return invalid("headers are %d bytes; the limit is %d", size, maxHeaderLen)
+	}
+	return nil
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeArgs checks argument values and returns their canonical JSON
+// object, keys sorted.
+func encodeArgs(args map[string]any) (json.RawMessage, error) {
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range keys {
+		if k == "" {
+			return nil, invalid("argument with an empty name")
+		}
+		v, err := argValue(args[k], true)
+		if err != nil {
+			return nil, invalid("argument %q: %v", k, err)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, _ := json.Marshal(k)
+		b.Write(name)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	if b.Len() > maxBodyLen {
+		return nil, invalid("arguments are %d bytes; the limit is %d", b.Len(), maxBodyLen)
+	}
+	return b.Bytes(), nil
+}
+
+// argValue returns the JSON form of one argument value; lists are allowed
+// only at the top.
+func argValue(v any, top bool) ([]byte, error) {
+	switch x := v.(type) {
+	case string, bool,
+		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return json.Marshal(x)
+	case float32:
+		return argValue(float64(x), top)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, errors.New("NaN and infinities cannot be sent")
+		}
+		return json.Marshal(x)
+	case json.Number:
+		if _, err := x.Float64(); err != nil {
+			return nil, fmt.Errorf("bad number %q", string(x))
+		}
+		return []byte(x), nil
+	case nil:
+		return nil, errors.New("null is not a value (use a string, number or boolean)")
+	}
+	if !top {
+		return nil, fmt.Errorf("a list may hold only strings, numbers and booleans, not %T", v)
+	}
+	var items []any
+	switch x := v.(type) {
+	case []any:
+		items = x
+	case []string:
+		for _, s := range x {
+			items = append(items, s)
+		}
+	case []int:
+		for _, n := range x {
+			items = append(items, n)
+		}
+	case []float64:
+		for _, n := range x {
+			items = append(items, n)
+		}
+	case []bool:
+		for _, n := range x {
+			items = append(items, n)
+		}
+	default:
+		return nil, fmt.Errorf("a value must be a string, number, boolean or a list of those, not %T", v)
+	}
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, it := range items {
+		s, err := argValue(it, false)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(s)
+	}
+	b.WriteByte(']')
+	return b.Bytes(), nil
+}
+
+// redactURL hides the password of a URL's userinfo, for logs and output.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}

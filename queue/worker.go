@@ -1,0 +1,285 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/hookq/hookq/dispatch"
+	"github.com/hookq/hookq/storage"
+)
+
+// bodyEvidence bounds the reply body kept with a failed attempt.
+const bodyEvidence = 1024
+
+// runWorker runs leased tasks until ctx is done.
+func (q *Queue) runWorker(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case l := <-q.work:
+			if ctx.Err() != nil {
+				return nil // closing: leave the task for the next Open
+			}
+			q.run(l)
+			q.slots <- struct{}{}
+		}
+	}
+}
+
+// run makes one attempt of a leased task and stores its outcome.
+func (q *Queue) run(l *lease) {
+	t := l.task
+	n := t.Attempts + 1
+	start := q.clock.Now().UTC()
+
+	// Build the request; a task whose stored form cannot be sent fails.
+	req, err := q.request(t, start)
+	if err != nil {
+		q.finish(l, n, start, dispatch.Outcome{Verdict: dispatch.Failed,
+			Err: &dispatch.Error{Kind: dispatch.KindTransport, Message: "build request: " + err.Error()}})
+		return
+	}
+
+	// The attempt runs under its own context, so that Cancel can abort
+	// it and Close can abort all attempts after the grace period.
+	actx, cancel := context.WithCancel(q.attemptCx)
+	q.mu.Lock()
+	l.cancel = cancel
+	cancelled := l.cancelled
+	q.mu.Unlock()
+	if cancelled {
+		// Cancelled before its request was sent: nothing to record.
+		cancel()
+		q.unlease(t.ID)
+		return
+	}
+	out := q.disp.Do(actx, req)
+	cancel()
+
+	if q.attemptCx.Err() != nil {
+		// Aborted by Close: store nothing, the task runs after restart.
+		q.unlease(t.ID)
+		return
+	}
+	q.finish(l, n, start, out)
+}
+
+// request turns a stored task into the description dispatch sends.
+func (q *Queue) request(t *Task, at time.Time) (*dispatch.Request, error) {
+	args, err := dispatch.EncodeArgs(t.Args)
+	if err != nil {
+		return nil, err
+	}
+	var header http.Header
+	if len(t.Headers) > 0 {
+		header = make(http.Header, len(t.Headers))
+		for k, v := range t.Headers {
+			header.Set(k, v)
+		}
+	}
+	return &dispatch.Request{
+		ID:       t.ID.String(),
+		Method:   t.Method,
+		URL:      t.URL,
+		Args:     args,
+		JSON:     t.JSON,
+		Header:   header,
+		Protocol: dispatch.Protocol(t.Protocol),
+		Timeout:  time.Duration(t.Timeout),
+		Time:     at,
+	}, nil
+}
+
+// finish queues the outcome of attempt n of a leased task for the next
+// commit and returns without waiting for it, so the worker can take another
+// task while the commit is under way. The lease is kept until the outcome
+// is on disk; only then are waiters told. The outcome applies only if the
+// task is as leased: a user's cancel or retry in the meantime wins, and the
+// attempt is then recorded without changing the task's state.
+func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
+	now := q.clock.Now().UTC()
+	att := &storage.Attempt{
+		N:          n,
+		StartedAt:  start,
+		Latency:    storage.Duration(out.Latency),
+		StatusCode: out.StatusCode,
+		Error:      storageError(out.Err),
+	}
+	next := q.decide(l.task, n, now, out, att)
+	q.mu.Lock()
+	userCancelled := l.cancelled
+	q.mu.Unlock()
+	if userCancelled {
+		att.Outcome = "cancelled"
+		att.Error = &storage.Error{Kind: "cancelled", Message: "cancelled while in flight"}
+	}
+
+	var superseded bool
+	apply := func(tx *storage.Tx) error {
+		cur, err := tx.Get(l.task.ID)
+		if err != nil {
+			return err
+		}
+		superseded = cur.Rev != l.task.Rev
+		if err := tx.AddAttempt(cur.ID, att); err != nil {
+			return err
+		}
+		if superseded {
+			upd := cur.Clone()
+			upd.Attempts = max(cur.Attempts, n)
+			return tx.Replace(cur, upd)
+		}
+		return tx.Replace(cur, next)
+	}
+	stored := func(err error) { q.stored(l, att, next, superseded, err) }
+	if err := q.store.UpdateAsync(apply, stored); err != nil {
+		stored(err)
+	}
+}
+
+// stored drops the lease of a task whose attempt outcome has been committed
+// (or failed to be), and tells the scheduler and waiters. It runs on the
+// store's committer goroutine, so it only does quick work.
+func (q *Queue) stored(l *lease, att *storage.Attempt, next *Task, superseded bool, err error) {
+	q.unlease(l.task.ID)
+	if err != nil {
+		// The task stays as it was on disk and runs again.
+		q.log.Error("store outcome", slog.String(keyTaskID, l.task.ID.String()),
+			slog.Any(keyError, err))
+		q.notify()
+		return
+	}
+	if superseded || !next.State.Final() {
+		q.notify()
+	}
+	if superseded || next.State.Final() {
+		q.finished(l.task.ID)
+	}
+	q.logOutcome(l.task, att, next, superseded)
+	if q.afterAttempt != nil {
+		q.afterAttempt(l.task.ID, att)
+	}
+}
+
+// decide returns the task as it should be after attempt n ended with out,
+// and fills in the attempt's outcome.
+func (q *Queue) decide(t *Task, n int, now time.Time, out dispatch.Outcome, att *storage.Attempt) *Task {
+	next := t.Clone()
+	next.Attempts = n
+	next.NextAttemptAt = nil
+
+	if out.Verdict == dispatch.Succeeded {
+		att.Outcome = "succeeded"
+		next.State = storage.Succeeded
+		next.Result = out.Result
+		next.Error = nil
+		next.FinishedAt = &now
+		return next
+	}
+
+	// The attempt failed: keep its evidence, then retry or give up.
+	att.Body = evidence(out.Body)
+	next.Error = storageError(out.Err)
+	if next.Error == nil {
+		next.Error = &storage.Error{Kind: dispatch.KindTransport, Message: "attempt failed"}
+	}
+	att.Outcome = "failed"
+	if out.Verdict == dispatch.Retry && n-t.AttemptBase < t.MaxAttempts {
+		at := now.Add(q.delay(n-t.AttemptBase-1, out.RetryAfter))
+		if at.Before(q.firstRun(t).Add(q.opts.MaxAge)) {
+			att.Outcome = "retry"
+			next.State = storage.Retrying
+			next.NextAttemptAt = &at
+			return next
+		}
+		next.Error.Message += fmt.Sprintf(" (gave up: the next attempt would pass the maximum age of %s)",
+			q.opts.MaxAge)
+	}
+	next.State = storage.Failed
+	next.FinishedAt = &now
+	return next
+}
+
+// firstRun is when a task was first due, or last retried by a user: the
+// start of its maximum age.
+func (q *Queue) firstRun(t *Task) time.Time {
+	first := t.CreatedAt
+	if t.RunAt != nil && t.RunAt.After(first) {
+		first = *t.RunAt
+	}
+	if t.RetriedAt != nil && t.RetriedAt.After(first) {
+		first = *t.RetriedAt
+	}
+	return first
+}
+
+// delay returns the wait before retry k (0 for the first retry):
+// min(cap, base·2^k) with jitter, moved later by a Retry-After the endpoint
+// asked for, never past the cap.
+func (q *Queue) delay(k int, retryAfter time.Duration) time.Duration {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     q.opts.BackoffBase,
+		RandomizationFactor: 0.2,
+		Multiplier:          2,
+		MaxInterval:         q.opts.BackoffCap,
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	d := b.NextBackOff()
+	for i := 0; i < k && i < 64; i++ {
+		d = b.NextBackOff()
+	}
+	d = max(d, retryAfter)
+	return min(d, q.opts.BackoffCap)
+}
+
+func storageError(e *dispatch.Error) *storage.Error {
+	if e == nil {
+		return nil
+	}
+	return &storage.Error{Kind: e.Kind, Message: e.Message, StatusCode: e.StatusCode}
+}
+
+func evidence(body []byte) string {
+	if len(body) > bodyEvidence {
+		body = body[:bodyEvidence]
+	}
+	return string(body)
+}
+
+// logOutcome writes one line per attempt: Info when the task finished,
+// Debug when it will be retried.
+func (q *Queue) logOutcome(t *Task, att *storage.Attempt, next *Task, superseded bool) {
+	level := slog.LevelInfo
+	if !next.State.Final() && !superseded {
+		level = slog.LevelDebug
+	}
+	if !q.log.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String(keyTaskID, t.ID.String()),
+		slog.String(keyMethod, t.Method),
+		slog.String(keyURL, redactURL(t.URL)),
+		slog.String(keyOutcome, att.Outcome),
+		slog.Int(keyAttempt, att.N),
+		slog.Duration(keyDuration, time.Duration(att.Latency)),
+	}
+	if att.StatusCode != 0 {
+		attrs = append(attrs, slog.Int(keyStatusCode, att.StatusCode))
+	}
+	if att.Error != nil {
+		attrs = append(attrs, slog.String(keyError, att.Error.Error()))
+	}
+	if next.NextAttemptAt != nil && !superseded {
+		attrs = append(attrs, slog.Duration(keyDelay, next.NextAttemptAt.Sub(time.Time(att.StartedAt))))
+	}
+	q.log.LogAttrs(context.Background(), level, "task attempt", attrs...)
+}
