@@ -85,6 +85,6 @@ func (q *Queue) Retry(ctx context.Context, id ID) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	q.notify()
+	q.reschedule(out.NextAttemptAt)
 	return out, nil
 }

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hookq/hookq/storage"
 )
@@ -74,8 +75,19 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	q.notify()
+	q.reschedule(earliest(tasks))
 	return out, nil
+}
+
+// earliest returns the earliest next attempt time of tasks.
+func earliest(tasks []*Task) *time.Time {
+	var first *time.Time
+	for _, t := range tasks {
+		if first == nil || t.NextAttemptAt.Before(*first) {
+			first = t.NextAttemptAt
+		}
+	}
+	return first
 }
 
 // notify tells the scheduler that a task may have become due.

@@ -163,11 +163,14 @@ type Queue struct {
 	// mu guards closed, leases and waiters. It may be held while opening
 	// a store transaction (the scheduler does), so it must never be taken
 	// inside one: a writer growing the file would deadlock the two.
-	mu      sync.Mutex
-	closed  bool
-	leases  map[ID]*lease
-	hosts   map[string]int // leases per host, when PerHost is set
-	waiters map[ID]*waiter
+	mu     sync.Mutex
+	closed bool
+	leases map[ID]*lease
+	hosts  map[string]int // leases per host, when PerHost is set
+	// scanFrom is the schedule key where the next scan starts: the last
+	// task leased. Entries before it are leased. See reschedule.
+	scanFrom []byte
+	waiters  map[ID]*waiter
 
 	wake      chan struct{} // a new or rescheduled task may be due
 	work      chan *lease   // leased tasks for the workers

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hookq/hookq/dispatch"
 	"github.com/hookq/hookq/storage"
 )
 
@@ -576,4 +577,84 @@ func TestQueue_PerHostLimit(t *testing.T) {
 	if p := peak.Load(); p != 2 {
 		t.Errorf("peak concurrency on one host = %d; want 2", p)
 	}
+}
+
+func TestQueue_CancelThenRetryInFlight(t *testing.T) {
+	var calls atomic.Int32
+	arrived := make(chan struct{})
+	srv := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			close(arrived)
+			<-r.Context().Done() // the first attempt hangs until aborted
+			return
+		}
+		multiply(w, r)
+	})
+	h := newHarness(t, nil)
+	// Later tasks keep the scheduler's scan position past the first one.
+	task := h.enqueue(t, Spec{URL: srv.URL, Args: map[string]any{"x": 5, "y": 5}})
+	<-arrived
+	for i := range 5 {
+		h.wait(t, h.enqueue(t, Spec{URL: srv.URL, Args: map[string]any{"x": i, "y": 1}}).ID)
+	}
+	if _, err := h.q.Cancel(context.Background(), task.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Retry before the aborted attempt's outcome is stored: the lease is
+	// still held, so the scheduler passes the task over for now.
+	if _, err := h.q.Retry(context.Background(), task.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := h.wait(t, task.ID)
+	if got.State != Succeeded || string(got.Result) != "25" {
+		t.Errorf("after cancel and retry: %s %s", got.State, got.Result)
+	}
+	atts, _ := h.q.Attempts(context.Background(), task.ID)
+	if len(atts) != 2 || atts[0].Outcome != "cancelled" || atts[1].Outcome != "succeeded" {
+		t.Errorf("history = %+v", atts)
+	}
+}
+
+// TestQueue_ScanRewindsForSupersededLease drives the scheduler's scan by
+// hand: a task retried by a user while its old attempt is still leased sits
+// behind the scan position once later tasks are leased, and must be found
+// again when that lease drops.
+func TestQueue_ScanRewindsForSupersededLease(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	h := newHarness(t, &Options{DisableWorkers: true, Clock: clock})
+	ctx := context.Background()
+
+	a := h.enqueue(t, Spec{URL: "http://127.0.0.1:9/a"})
+	leased, _, err := h.q.leaseDue(1)
+	if err != nil || len(leased) != 1 || leased[0].task.ID != a.ID {
+		t.Fatalf("first scan = %v, %v; want task a", leased, err)
+	}
+	la := leased[0]
+
+	// The user cancels and retries a while its attempt is in flight, and a
+	// later task is leased: the scan position moves past a's new entry.
+	clock.Advance(time.Second)
+	if _, err := h.q.Cancel(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.q.Retry(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	b := h.enqueue(t, Spec{URL: "http://127.0.0.1:9/b"})
+	if leased, _, _ = h.q.leaseDue(1); len(leased) != 1 || leased[0].task.ID != b.ID {
+		t.Fatalf("second scan = %v; want task b", leased)
+	}
+
+	// a's old attempt ends: its outcome is superseded and its lease drops.
+	h.q.finish(la, 1, clock.Now(), dispatchOutcomeRetry())
+	h.nextAttempt(t)
+	if leased, _, _ = h.q.leaseDue(1); len(leased) != 1 || leased[0].task.ID != a.ID {
+		t.Fatalf("scan after the lease dropped = %v; want task a again", leased)
+	}
+}
+
+func dispatchOutcomeRetry() dispatch.Outcome {
+	return dispatch.Outcome{Verdict: dispatch.Retry,
+		Err: &dispatch.Error{Kind: dispatch.KindTransport, Message: "aborted"}}
 }

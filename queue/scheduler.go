@@ -57,6 +57,7 @@ func (q *Queue) schedule(ctx context.Context) error {
 		}
 		if err != nil {
 			q.log.Error("scan schedule", slog.Any(keyError, err))
+			q.reschedule(nil)
 			next = ptr(q.clock.Now().Add(time.Second))
 		} else if len(leased) == n {
 			continue // there may be more due right now
@@ -100,6 +101,7 @@ func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
 	opts := storage.DueOptions{
 		Max:  n,
 		Skip: func(id ID) bool { _, ok := q.leases[id]; return ok },
+		From: q.scanFrom,
 	}
 	var hosts []string
 	if q.opts.PerHost > 0 {
@@ -127,6 +129,10 @@ func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
 		}
 		return nil, nil, err
 	}
+	if len(due) > 0 {
+		last := due[len(due)-1]
+		q.scanFrom = storage.ScheduleKey(*last.NextAttemptAt, last.ID)
+	}
 	leased := make([]*lease, len(due))
 	for i, t := range due {
 		leased[i] = &lease{task: t}
@@ -143,8 +149,11 @@ func (q *Queue) unlease(id ID) {
 	q.mu.Lock()
 	var wake bool
 	if l := q.leases[id]; l != nil && l.host != "" {
-		// A host at its limit may have due tasks the scheduler passed over.
-		wake = q.hosts[l.host] >= q.opts.PerHost
+		// A host at its limit may have due tasks the scheduler passed
+		// over, behind its scan position.
+		if wake = q.hosts[l.host] >= q.opts.PerHost; wake {
+			q.scanFrom = nil
+		}
 		if q.hosts[l.host]--; q.hosts[l.host] <= 0 {
 			delete(q.hosts, l.host)
 		}
@@ -154,6 +163,26 @@ func (q *Queue) unlease(id ID) {
 	if wake {
 		q.notify()
 	}
+}
+
+// reschedule tells the scheduler that a task became due at at (nil: at
+// some time that may be before its scan position) and wakes it.
+//
+// The scheduler resumes each scan where the last one stopped, since the
+// index entries before that point are leased tasks. An entry written
+// behind that point (an enqueue whose commit raced the scan, a task whose
+// lease dropped without its entry moving) would be missed, so it rewinds
+// the scan to the start. Both run under q.mu, so a rewind cannot slip in
+// between a scan's read and its new position.
+func (q *Queue) reschedule(at *time.Time) {
+	q.mu.Lock()
+	if q.scanFrom != nil {
+		if at == nil || string(storage.ScheduleKey(*at, ID{})[:8]) <= string(q.scanFrom[:8]) {
+			q.scanFrom = nil
+		}
+	}
+	q.mu.Unlock()
+	q.notify()
 }
 
 // hostOf returns the host:port a URL's request goes to, the unit of the

@@ -148,15 +148,17 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 // store's committer goroutine, so it only does quick work.
 func (q *Queue) stored(l *lease, att *storage.Attempt, next *Task, superseded bool, err error) {
 	q.unlease(l.task.ID)
-	if err != nil {
+	switch {
+	case err != nil:
 		// The task stays as it was on disk and runs again.
 		q.log.Error("store outcome", slog.String(keyTaskID, l.task.ID.String()),
 			slog.Any(keyError, err))
-		q.notify()
+		q.reschedule(nil)
 		return
-	}
-	if superseded || !next.State.Final() {
-		q.notify()
+	case superseded:
+		q.reschedule(nil) // a user's retry may have made it due again
+	case !next.State.Final():
+		q.reschedule(next.NextAttemptAt)
 	}
 	if superseded || next.State.Final() {
 		q.finished(l.task.ID)
