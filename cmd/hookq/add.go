@@ -1,0 +1,231 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookq/hookq/queue"
+)
+
+// addFlags are the flags of "hookq add".
+type addFlags struct {
+	method      string
+	json        string
+	headers     []string
+	in          time.Duration
+	at          string
+	maxAttempts int
+	timeout     time.Duration
+	key         string
+	protocol    string
+	wait        bool
+	waitTimeout time.Duration
+}
+
+// newAddCmd returns "hookq add".
+func newAddCmd(a *app) *cobra.Command {
+	var f addFlags
+	cmd := &cobra.Command{
+		Use:   "add URL [key=value ...]",
+		Short: "Enqueue an HTTP callback task and print its ID",
+		Long: `Add enqueues a call of URL with the given arguments and prints the new
+task's ID. Arguments are sent in the query of a GET or HEAD and as a form
+body otherwise; a repeated key becomes a list, sent as repeated keys. Values
+that look like JSON numbers are kept as numbers, others are strings.
+
+With --wait, add then waits for the task and prints its result as
+"hookq wait" does, with the same exit code.
+
+Without a running server the task is stored directly, and runs when
+"hookq serve" starts.`,
+		Example: `  hookq add http://127.0.0.1:8000/multiply x=10 y=10
+  hookq add --wait http://127.0.0.1:8000/multiply x=10 y=10
+  hookq add --method POST --header 'Authorization: Bearer t0k3n' https://example.com/hook id=7
+  hookq add --json '{"event":"signup"}' --key signup-42 https://example.com/hook
+  hookq add --json @payload.json --in 10m --max-attempts 1 https://example.com/hook`,
+		Args: usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.add(cmd, args, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.method, "method", "X", "", "HTTP method (default GET, or POST with --json)")
+	fl.StringVar(&f.json, "json", "",
+		"JSON body to send; @FILE reads a file, - or @- standard input")
+	fl.StringArrayVarP(&f.headers, "header", "H", nil,
+		`extra request header "Name: value" (repeatable)`)
+	fl.DurationVar(&f.in, "in", 0, "run the first attempt after this long")
+	fl.StringVar(&f.at, "at", "",
+		"run the first attempt at this time (RFC 3339, such as 2030-01-02T15:04:05Z)")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 0,
+		"attempts before giving up; 1 means no retry (default: the queue's)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "deadline of each attempt (default: the queue's)")
+	fl.StringVar(&f.key, "key", "",
+		"idempotency key: while a task with it is kept, add returns that task")
+	fl.StringVar(&f.protocol, "protocol", "", "how the reply is read: celery (default) or plain")
+	fl.BoolVar(&f.wait, "wait", false, `wait for the task and print its result, as "hookq wait"`)
+	fl.DurationVar(&f.waitTimeout, "wait-timeout", 0,
+		"with --wait, give up after this long (0: never)")
+	return cmd
+}
+
+// add runs "hookq add".
+func (a *app) add(cmd *cobra.Command, args []string, f *addFlags) error {
+	spec, err := f.spec(args, a.stdin)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+
+	api, err := a.connect(writeAccess, stderr)
+	if err != nil {
+		return err
+	}
+	t, err := api.Enqueue(ctx, spec)
+	// Close before waiting: a direct open must not keep a server out.
+	if cerr := api.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if !f.wait {
+		_, err := fmt.Fprintln(cmd.OutOrStdout(), t.ID)
+		return err
+	}
+	if !t.State.Final() {
+		t, err = a.await(ctx, t.ID, f.waitTimeout, stderr)
+		if err != nil {
+			return err
+		}
+	}
+	return printOutcome(cmd.OutOrStdout(), t)
+}
+
+// spec builds the task from the command line.
+func (f *addFlags) spec(args []string, stdin io.Reader) (queue.Spec, error) {
+	spec := queue.Spec{
+		URL:         args[0],
+		Method:      f.method,
+		MaxAttempts: f.maxAttempts,
+		Timeout:     queue.Duration(f.timeout),
+		Key:         f.key,
+		Protocol:    f.protocol,
+	}
+	var err error
+	if spec.Args, err = parseArgs(args[1:]); err != nil {
+		return spec, err
+	}
+	if spec.Headers, err = parseHeaders(f.headers); err != nil {
+		return spec, err
+	}
+	if f.json != "" {
+		if spec.JSON, err = readJSON(f.json, stdin); err != nil {
+			return spec, err
+		}
+	}
+
+	// When to run.
+	switch {
+	case f.maxAttempts < 0:
+		return spec, usagef("--max-attempts %d is negative", f.maxAttempts)
+	case f.timeout < 0:
+		return spec, usagef("--timeout %s is negative", f.timeout)
+	case f.waitTimeout < 0:
+		return spec, usagef("--wait-timeout %s is negative", f.waitTimeout)
+	case f.in < 0:
+		return spec, usagef("--in %s is negative", f.in)
+	case f.in > 0 && f.at != "":
+		return spec, usagef("--in and --at cannot be used together")
+	case f.in > 0:
+		at := time.Now().Add(f.in)
+		spec.RunAt = &at
+	case f.at != "":
+		at, err := time.Parse(time.RFC3339, f.at)
+		if err != nil {
+			return spec, usagef("--at %q is not an RFC 3339 time such as 2030-01-02T15:04:05Z", f.at)
+		}
+		spec.RunAt = &at
+	}
+	return spec, nil
+}
+
+// jsonNumber matches the JSON number grammar.
+var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
+// parseArgs turns key=value arguments into task arguments. Values that are
+// JSON numbers become numbers (sent with the same text), others strings; a
+// repeated key becomes a list.
+func parseArgs(kvs []string) (map[string]any, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	args := make(map[string]any, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("argument %q is not key=value", kv)
+		}
+		var val any = v
+		if jsonNumber.MatchString(v) {
+			val = json.Number(v)
+		}
+		switch prev := args[k].(type) {
+		case nil:
+			args[k] = val
+		case []any:
+			args[k] = append(prev, val)
+		default:
+			args[k] = []any{prev, val}
+		}
+	}
+	return args, nil
+}
+
+// parseHeaders turns "Name: value" flags into headers; a later one with the
+// same name wins.
+func parseHeaders(hs []string) (map[string]string, error) {
+	if len(hs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(hs))
+	for _, h := range hs {
+		k, v, ok := strings.Cut(h, ":")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, usagef("--header %q is not \"Name: value\"", h)
+		}
+		out[k] = strings.TrimSpace(v)
+	}
+	return out, nil
+}
+
+// readJSON returns the body given to --json: the text itself, a file's
+// contents with @FILE, standard input with - or @-. It must be valid JSON.
+func readJSON(arg string, stdin io.Reader) (json.RawMessage, error) {
+	var data []byte
+	var err error
+	switch {
+	case arg == "-" || arg == "@-":
+		data, err = io.ReadAll(stdin)
+	case strings.HasPrefix(arg, "@"):
+		data, err = os.ReadFile(arg[1:])
+	default:
+		data = []byte(arg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read --json body: %w", err)
+	}
+	if !json.Valid(data) {
+		return nil, usagef("--json body is not valid JSON")
+	}
+	return data, nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
+	"github.com/hookq/hookq/queue"
+)
+
+// taskAPI is what the commands need of a queue. A running server's
+// *httpapi.Client and a directly opened *queue.Queue both provide it, with
+// the same types and errors, so a command's output does not depend on
+// which one it got.
+type taskAPI interface {
+	Enqueue(ctx context.Context, spec queue.Spec) (*queue.Task, error)
+	Get(ctx context.Context, id queue.ID) (*queue.Task, error)
+	Attempts(ctx context.Context, id queue.ID) ([]queue.Attempt, error)
+	List(ctx context.Context, opts queue.ListOptions) ([]*queue.Task, error)
+	Retry(ctx context.Context, id queue.ID) (*queue.Task, error)
+	Cancel(ctx context.Context, id queue.ID) (*queue.Task, error)
+	Stats(ctx context.Context) (*queue.Stats, error)
+	Close() error
+}
+
+// access says what a command does to the store.
+type access int
+
+const (
+	readAccess  access = iota // inspect only: the store is opened read-only
+	writeAccess               // enqueue, retry, cancel: opened without workers
+)
+
+// Lock timeouts of a direct open. A server holds the lock for as long as it
+// runs, so waiting long gains nothing; a direct write by another command
+// holds it for milliseconds.
+const (
+	readLockTimeout  = time.Second
+	writeLockTimeout = 2 * time.Second
+	dialTimeout      = time.Second
+)
+
+// connect returns the running server's client, or else the store opened
+// directly for acc. The caller closes what it gets.
+func (a *app) connect(acc access, stderr io.Writer) (taskAPI, error) {
+	if c := a.dialServer(); c != nil {
+		return c, nil
+	}
+	q, err := a.openStore(acc, stderr, 0)
+	if errors.Is(err, queue.ErrLocked) {
+		// A server may have started meanwhile: its socket follows its lock.
+		if c := a.dialServer(); c != nil {
+			return c, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// dialServer returns a client of the server listening on the data
+// directory's socket, or nil if none answers there. A socket file left by
+// a killed server refuses connections, so it counts as none.
+func (a *app) dialServer() *httpapi.Client {
+	conn, err := net.DialTimeout("unix", a.socketPath(), dialTimeout)
+	if err != nil {
+		return nil
+	}
+	conn.Close()
+	return httpapi.NewUnixClient(a.socketPath())
+}
+
+// openStore opens the store directly: read-only for readAccess (and then
+// only if it exists), without workers for writeAccess. Zero lockTimeout
+// means the default for acc. Problems of the queue itself are logged to
+// stderr at Warn.
+func (a *app) openStore(acc access, stderr io.Writer,
+	lockTimeout time.Duration) (*queue.Queue, error) {
+	path := a.storePath()
+	opts := &queue.Options{
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if acc == readAccess {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, &causeError{
+				msg: fmt.Sprintf("no queue in %s yet (%s does not exist): "+
+					`start one with "hookq serve" or add a task with "hookq add"`, a.dataDir(), path),
+				cause: err,
+			}
+		}
+		opts.ReadOnly = true
+		opts.LockTimeout = readLockTimeout
+	} else {
+		opts.DisableWorkers = true
+		opts.LockTimeout = writeLockTimeout
+	}
+	if lockTimeout > 0 {
+		opts.LockTimeout = lockTimeout
+	}
+
+	q, err := queue.Open(path, opts)
+	if errors.Is(err, queue.ErrLocked) {
+		return nil, &causeError{
+			msg: fmt.Sprintf("another hookq process holds %s, and no server answers on %s",
+				path, a.socketPath()),
+			cause: err,
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// parseID parses a task ID given on the command line.
+func parseID(s string) (queue.ID, error) {
+	id, err := queue.ParseID(s)
+	if err != nil {
+		return id, usagef("%q is not a task ID (IDs are 26-character ULIDs)", s)
+	}
+	return id, nil
+}

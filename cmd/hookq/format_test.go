@@ -1,0 +1,55 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestDisplayURL(t *testing.T) {
+	tests := []struct {
+		in    string
+		width int
+		want  string
+	}{
+		{"http://h/p?q=1", 60, "http://h/p?q=1"},
+		{"https://user:pass@h/p", 60, "https://xxxxx@h/p"},
+		{"https://token@h/p", 60, "https://xxxxx@h/p"},
+		{"http://h/abcdefghij", 12, "http://h/..."},
+		{"http://h/éééééé", 13, "http://h/é..."},
+		{"http://h/ééééé", 14, "http://h/ééééé"},
+	}
+	for _, tt := range tests {
+		if got := displayURL(tt.in, tt.width); got != tt.want {
+			t.Errorf("displayURL(%q, %d) = %q; want %q", tt.in, tt.width, got, tt.want)
+		}
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{250 * time.Millisecond, "250ms"},
+		{12 * time.Second, "12s"},
+		{5*time.Minute + 59*time.Second, "5m"},
+		{47 * time.Hour, "47h"},
+		{72 * time.Hour, "3d"},
+		{-3 * time.Second, "3s"},
+	}
+	for _, tt := range tests {
+		if got := shortDuration(tt.in); got != tt.want {
+			t.Errorf("shortDuration(%s) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestWhen(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if got, want := when(now.Add(-90*time.Second), now), "2030-01-02T03:02:35Z (1m ago)"; got != want {
+		t.Errorf("when(past) = %q; want %q", got, want)
+	}
+	if got, want := when(now.Add(2*time.Hour), now), "2030-01-02T05:04:05Z (in 2h)"; got != want {
+		t.Errorf("when(future) = %q; want %q", got, want)
+	}
+}

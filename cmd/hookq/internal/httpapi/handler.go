@@ -1,0 +1,396 @@
+// Package httpapi is hookq's HTTP API: the handler that serves a queue over
+// HTTP (on the TCP listener and on the unix socket of `hookq serve`) and a
+// Client that speaks it. Requests and replies are JSON; errors are
+// {"error": "...", "code": "..."} with a 4xx or 5xx status.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hookq/hookq/queue"
+)
+
+// Limits of the handler.
+const (
+	// MaxBodyBytes bounds the body of POST /v1/tasks; a larger one is
+	// refused with 413.
+	MaxBodyBytes = 2 << 20
+	// DefaultWait is the long-poll time of /v1/tasks/{id}/wait when the
+	// request sets no timeout.
+	DefaultWait = 30 * time.Second
+	// MaxWait bounds the long-poll time of /v1/tasks/{id}/wait; a longer
+	// timeout is shortened to it (clients poll again).
+	MaxWait = 5 * time.Minute
+	// DefaultListLimit is the page size of GET /v1/tasks without a limit.
+	DefaultListLimit = 100
+	// MaxListLimit bounds the limit of GET /v1/tasks.
+	MaxListLimit = 10000
+)
+
+// Log attribute keys.
+const (
+	keyMethod   = "method"
+	keyPath     = "path"
+	keyStatus   = "status"
+	keyDuration = "duration"
+	keyError    = "error"
+)
+
+// handler serves one queue.
+type handler struct {
+	q   *queue.Queue
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// NewHandler returns the HTTP API of q. It logs each request at Debug and
+// each server-side failure at Error on logger; a nil logger logs nothing.
+// The handler is safe for concurrent use. Long polls end when the request's
+// context does, so a server should cancel its base context on shutdown.
+func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{q: q, log: logger, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /v1/tasks", h.enqueue)
+	h.mux.HandleFunc("GET /v1/tasks", h.list)
+	h.mux.HandleFunc("GET /v1/tasks/{id}", h.get)
+	h.mux.HandleFunc("GET /v1/tasks/{id}/attempts", h.attempts)
+	h.mux.HandleFunc("GET /v1/tasks/{id}/wait", h.wait)
+	h.mux.HandleFunc("POST /v1/tasks/{id}/retry", h.retry)
+	h.mux.HandleFunc("POST /v1/tasks/{id}/cancel", h.cancel)
+	h.mux.HandleFunc("GET /v1/stats", h.stats)
+	h.mux.HandleFunc("GET /healthz", h.health)
+	h.mux.HandleFunc("GET /{id}/status", h.celeryStatus)
+	h.mux.HandleFunc("GET /{id}/done", h.celeryDone)
+	return h
+}
+
+// ServeHTTP routes the request, answering unknown routes and methods with
+// JSON errors like every other failure.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		h.noRoute(sw, r)
+	} else {
+		h.mux.ServeHTTP(sw, r)
+	}
+	h.log.Debug("http request", slog.String(keyMethod, r.Method),
+		slog.String(keyPath, r.URL.Path), slog.Int(keyStatus, sw.status),
+		slog.Duration(keyDuration, time.Since(start)))
+}
+
+// noRoute answers a request that matches no route: 404, or 405 with Allow
+// when the path exists for other methods.
+func (h *handler) noRoute(w http.ResponseWriter, r *http.Request) {
+	mh, _ := h.mux.Handler(r)
+	probe := &probeWriter{header: make(http.Header)}
+	mh.ServeHTTP(probe, r)
+	switch probe.status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		writeError(w, http.StatusMethodNotAllowed, codeMethod,
+			fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+	case http.StatusNotFound, 0:
+		writeError(w, http.StatusNotFound, "no_route", "no such route: "+r.URL.Path)
+	default:
+		// A redirect to the cleaned path, say: pass it on.
+		for k, v := range probe.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(probe.status)
+	}
+}
+
+// enqueue serves POST /v1/tasks.
+func (h *handler) enqueue(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	spec, err := decodeSpec(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge,
+				fmt.Sprintf("request body is over the limit of %d bytes", MaxBodyBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, CodeInvalid, err.Error())
+		return
+	}
+
+	t, err := h.q.Enqueue(r.Context(), spec)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+
+	// A task created before this request began is the one an idempotency
+	// key matched: nothing new was stored.
+	status := http.StatusCreated
+	if t.CreatedAt.Before(start) {
+		status = http.StatusOK
+	} else {
+		w.Header().Set("Location", "/v1/tasks/"+t.ID.String())
+	}
+	writeJSON(w, status, t)
+}
+
+// decodeSpec reads one task object, refusing unknown fields and anything
+// after the object. Numbers keep their text.
+func decodeSpec(body io.Reader) (queue.Spec, error) {
+	var spec queue.Spec
+	dec := json.NewDecoder(body)
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		if errors.Is(err, io.EOF) {
+			return spec, errors.New("decode task: empty body")
+		}
+		return spec, fmt.Errorf("decode task: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return spec, err
+		}
+		return spec, errors.New("decode task: data after the task object")
+	}
+	return spec, nil
+}
+
+// get serves GET /v1/tasks/{id}.
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	t, err := h.q.Get(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// list serves GET /v1/tasks?state=S&limit=N&before=ID.
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	opts := queue.ListOptions{Limit: DefaultListLimit}
+	query := r.URL.Query()
+	if s := query.Get("state"); s != "" {
+		st, err := queue.ParseState(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeInvalid, err.Error())
+			return
+		}
+		opts.State = st
+	}
+	if s := query.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxListLimit {
+			writeError(w, http.StatusBadRequest, CodeInvalid,
+				fmt.Sprintf("limit %q is not a number from 1 to %d", s, MaxListLimit))
+			return
+		}
+		opts.Limit = n
+	}
+	if s := query.Get("before"); s != "" {
+		id, err := queue.ParseID(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeInvalid, "before: "+err.Error())
+			return
+		}
+		opts.Before = &id
+	}
+
+	tasks, err := h.q.List(r.Context(), opts)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if tasks == nil {
+		tasks = []*queue.Task{}
+	}
+	writeJSON(w, http.StatusOK, tasks)
+}
+
+// attempts serves GET /v1/tasks/{id}/attempts.
+func (h *handler) attempts(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	atts, err := h.q.Attempts(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if atts == nil {
+		atts = []queue.Attempt{}
+	}
+	writeJSON(w, http.StatusOK, atts)
+}
+
+// wait serves GET /v1/tasks/{id}/wait?timeout=DUR, a long poll: it answers
+// with the task once it is final, or with the task as it is when the
+// timeout passes. Clients tell the two apart by the task's state.
+func (h *handler) wait(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	d := DefaultWait
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		var err error
+		d, err = time.ParseDuration(s)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, CodeInvalid,
+				fmt.Sprintf("timeout %q is not a duration such as 30s", s))
+			return
+		}
+	}
+	d = min(d, MaxWait)
+
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	t, err := h.q.Wait(ctx, id)
+	cancel()
+	if err != nil && r.Context().Err() == nil && ctx.Err() != nil {
+		// The poll's time is up: report the task as it is now.
+		t, err = h.q.Get(r.Context(), id)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// retry serves POST /v1/tasks/{id}/retry.
+func (h *handler) retry(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	t, err := h.q.Retry(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// cancel serves POST /v1/tasks/{id}/cancel.
+func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	t, err := h.q.Cancel(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// stats serves GET /v1/stats.
+func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
+	s, err := h.q.Stats(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// health serves GET /healthz: 200 when the store answers a read.
+func (h *handler) health(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.q.Stats(r.Context()); err != nil {
+		h.log.Warn("health check failed", slog.Any(keyError, err))
+		writeError(w, http.StatusServiceUnavailable, CodeClosed, "store: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// pathID parses the {id} of the route, answering 400 when it is malformed.
+func pathID(w http.ResponseWriter, r *http.Request) (queue.ID, bool) {
+	id, err := queue.ParseID(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalid, err.Error())
+		return id, false
+	}
+	return id, true
+}
+
+// fail answers with the status that err calls for, logging failures that
+// are the server's own.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := classify(err)
+	if status >= 500 && code != CodeClosed {
+		h.log.Error("http request failed", slog.String(keyMethod, r.Method),
+			slog.String(keyPath, r.URL.Path), slog.Any(keyError, err))
+	}
+	msg := err.Error()
+	if code == CodeClosed && r.Context().Err() != nil {
+		msg = "server is shutting down"
+	}
+	writeError(w, status, code, msg)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorReply{Error: msg, Code: code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(errorReply{Error: "encode reply: " + err.Error(), Code: CodeInternal})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// statusWriter remembers the status written, for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// probeWriter records what the mux's own 404 and 405 handlers would send.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+
+func (p *probeWriter) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+
+func (p *probeWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
+}

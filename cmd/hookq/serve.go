@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
+	"github.com/hookq/hookq/dispatch"
+	"github.com/hookq/hookq/queue"
+)
+
+// Limits of the API server.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute // whole request; long polls are not cut by it
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	shutdownTimeout   = 5 * time.Second
+	serveLockTimeout  = 2 * time.Second
+)
+
+// Log attribute keys of the server.
+const (
+	keyListen  = "listen"
+	keySocket  = "socket"
+	keyVersion = "version"
+	keyError   = "error"
+)
+
+// serveFlags are the flags of "hookq serve".
+type serveFlags struct {
+	listen      string
+	workers     int
+	perHost     int
+	maxAttempts int
+	timeout     time.Duration
+	backoffBase time.Duration
+	backoffCap  time.Duration
+	grace       time.Duration
+	denyPrivate bool
+	secrets     []string
+	logFormat   string
+	logLevel    string
+}
+
+// newServeCmd returns "hookq serve".
+func newServeCmd(a *app) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the queue: workers, the HTTP API and the control socket",
+		Long: `Serve runs the queue stored in the data directory: it dispatches tasks
+with its workers and serves the HTTP API on --listen and on the unix socket
+DATA/hookq.sock, through which the other hookq commands reach it.
+
+Only one server can run on a data directory. SIGINT or SIGTERM stops it:
+listeners close, attempts in flight get --grace to finish (those cut off
+run again on the next start), and it exits 0.
+
+Numeric flags left at 0 take the queue's defaults: 128 workers, no per-host
+limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
+		Example: `  hookq serve
+  hookq serve --data /var/lib/hookq --listen 127.0.0.1:7700 --workers 32
+  hookq serve --deny-private --signing-secret whsec_EuV48NaGcclnwhe2dRMtXHWuyQtHHFR8
+  hookq serve --listen 127.0.0.1:0 --log-format json   # any free port; see the log`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd.Context(), cmd, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:7700",
+		`TCP address of the HTTP API; port 0 picks a free one, "" serves the socket only`)
+	fl.IntVar(&f.workers, "workers", 0, "concurrent attempts (0: 128)")
+	fl.IntVar(&f.perHost, "per-host", 0, "attempts in flight to one host:port (0: no limit)")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "attempts of a task that sets none (0: 10)")
+	fl.DurationVar(&f.timeout, "timeout", 0,
+		"deadline of one attempt of a task that sets none (0: 15s)")
+	fl.DurationVar(&f.backoffBase, "backoff-base", 0,
+		"delay before the first retry; doubles each time (0: 1s)")
+	fl.DurationVar(&f.backoffCap, "backoff-cap", 0, "longest delay between attempts (0: 1h)")
+	fl.DurationVar(&f.grace, "grace", 0, "time attempts in flight get to finish on shutdown (0: 10s)")
+	fl.BoolVar(&f.denyPrivate, "deny-private", false,
+		"refuse to call private and loopback addresses (metadata and link-local are always refused)")
+	fl.StringArrayVar(&f.secrets, "signing-secret", nil,
+		"sign requests with this Standard Webhooks secret (whsec_...); repeat to rotate")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// check validates the flags that pflag cannot.
+func (f *serveFlags) check() error {
+	for name, v := range map[string]int{"workers": f.workers, "per-host": f.perHost,
+		"max-attempts": f.maxAttempts} {
+		if v < 0 {
+			return usagef("--%s %d is negative", name, v)
+		}
+	}
+	for name, v := range map[string]time.Duration{"timeout": f.timeout,
+		"backoff-base": f.backoffBase, "backoff-cap": f.backoffCap, "grace": f.grace} {
+		if v < 0 {
+			return usagef("--%s %s is negative", name, v)
+		}
+	}
+	for i, s := range f.secrets {
+		if _, err := dispatch.ParseSecret(s); err != nil {
+			return usagef("--signing-secret #%d: %v", i+1, err)
+		}
+	}
+	return nil
+}
+
+// serve runs the server until ctx is done or a listener fails.
+func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	log, err := newLogger(cmd.ErrOrStderr(), f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+
+	// Open the queue first: its lock proves no other server runs here.
+	dir := a.dataDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	q, err := queue.Open(a.storePath(), &queue.Options{
+		Workers:     f.workers,
+		PerHost:     f.perHost,
+		MaxAttempts: f.maxAttempts,
+		Timeout:     f.timeout,
+		BackoffBase: f.backoffBase,
+		BackoffCap:  f.backoffCap,
+		Grace:       f.grace,
+		Dispatch: dispatch.Options{
+			Guard:          dispatch.Guard{DenyPrivate: f.denyPrivate},
+			SigningSecrets: f.secrets,
+			UserAgent:      "hookq/" + version,
+		},
+		Logger:      log,
+		LockTimeout: serveLockTimeout,
+	})
+	if errors.Is(err, queue.ErrLocked) {
+		return &causeError{
+			msg: fmt.Sprintf("another hookq process holds %s (is \"hookq serve\" already running on %s?)",
+				a.storePath(), dir),
+			cause: err,
+		}
+	}
+	if err != nil {
+		return err
+	}
+
+	// Then the listeners.
+	var tcp net.Listener
+	if f.listen != "" {
+		if tcp, err = net.Listen("tcp", f.listen); err != nil {
+			q.Close()
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	sock, stale, err := listenSocket(a.socketPath())
+	if err != nil {
+		if tcp != nil {
+			tcp.Close()
+		}
+		q.Close()
+		return err
+	}
+	if stale {
+		log.Info("replaced the stale socket of a server that did not stop cleanly",
+			slog.String(keySocket, sock.path))
+	}
+
+	err = runServer(ctx, q, log, tcp, sock)
+	if rerr := sock.remove(); rerr != nil {
+		log.Warn("remove socket", slog.Any(keyError, rerr))
+	}
+	if cerr := q.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	log.Info("stopped")
+	return err
+}
+
+// runServer serves the API on the listeners until ctx is done or one of
+// them fails, then shuts the HTTP server down. tcp may be nil.
+func runServer(ctx context.Context, q *queue.Queue, log *slog.Logger, tcp net.Listener,
+	sock *socketListener) error {
+	// Requests derive their context from base, which is cancelled at
+	// shutdown so that long polls end instead of holding it up.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           httpapi.NewHandler(q, log),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	serveOn := func(ln net.Listener) {
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+			}
+			return nil
+		})
+	}
+	listen := ""
+	if tcp != nil {
+		listen = tcp.Addr().String()
+		serveOn(tcp)
+	}
+	serveOn(sock)
+	log.Info("serving", slog.String(keyListen, listen), slog.String(keySocket, sock.path),
+		slog.String(keyVersion, version))
+
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		cancelBase()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("http shutdown", slog.Any(keyError, err))
+			srv.Close()
+		}
+		return nil
+	})
+	return g.Wait()
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookq/hookq/queue"
+)
+
+// taskWithHistory is the JSON of "hookq show --json": the task object with
+// its attempts, oldest first.
+type taskWithHistory struct {
+	*queue.Task
+	History []queue.Attempt `json:"history"`
+}
+
+// newShowCmd returns "hookq show".
+func newShowCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one task with its attempts",
+		Long: `Show prints a task's fields and its attempt history: when each attempt
+started, how long it took, the reply's status, the outcome, the error and
+the start of the reply's body. With --json it prints the task object with
+an extra "history" array of attempt objects.`,
+		Example: `  hookq show 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A
+  hookq show --json 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A | jq .history`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			api, err := a.connect(readAccess, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer api.Close()
+			t, err := api.Get(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			atts, err := api.Attempts(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if atts == nil {
+				atts = []queue.Attempt{}
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), taskWithHistory{Task: t, History: atts})
+			}
+			return printTask(cmd.OutOrStdout(), t, atts)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print the task object with a "history" array`)
+	return cmd
+}
+
+// printTask prints a task's fields and its attempts for people.
+func printTask(w io.Writer, t *queue.Task, atts []queue.Attempt) error {
+	now := time.Now()
+	tw := newTable(w)
+	field := func(name, value string) { fmt.Fprintf(tw, "%s:\t%s\n", name, value) }
+
+	field("ID", t.ID.String())
+	field("State", t.State.String())
+	field("Method", t.Method)
+	field("URL", displayURL(t.URL, 1<<16))
+	field("Args", compactJSON(t.Args))
+	for _, k := range slices.Sorted(maps.Keys(t.Headers)) {
+		field("Header", k+": "+t.Headers[k])
+	}
+	if len(t.JSON) > 0 && string(t.JSON) != "null" {
+		field("JSON body", truncate(compactJSON(t.JSON), 200))
+	}
+	field("Protocol", t.Protocol)
+	if t.Key != nil {
+		field("Key", *t.Key)
+	}
+	field("Attempts", fmt.Sprintf("%d (at most %d)", t.Attempts, t.MaxAttempts))
+	field("Timeout", time.Duration(t.Timeout).String())
+	field("Created", when(t.CreatedAt, now))
+	if t.RunAt != nil {
+		field("Run at", when(*t.RunAt, now))
+	}
+	if t.NextAttemptAt != nil && !t.State.Final() {
+		field("Next attempt", when(*t.NextAttemptAt, now))
+	}
+	if t.FinishedAt != nil {
+		field("Finished", when(*t.FinishedAt, now))
+	}
+	if t.State == queue.Succeeded {
+		field("Result", truncate(compactJSON(t.Result), 200))
+	}
+	if t.Error != nil {
+		field("Error", t.Error.Error())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w)
+	if len(atts) == 0 {
+		_, err := fmt.Fprintln(w, "No attempts yet.")
+		return err
+	}
+	tw = newTable(w)
+	fmt.Fprintln(tw, "N\tSTARTED\tLATENCY\tSTATUS\tOUTCOME\tERROR\tBODY")
+	for _, at := range atts {
+		status := "-"
+		if at.StatusCode != 0 {
+			status = strconv.Itoa(at.StatusCode)
+		}
+		body := "-"
+		if at.Body != "" {
+			body = truncate(strconv.Quote(at.Body), bodyWidth)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", at.N,
+			at.StartedAt.UTC().Format(time.RFC3339), time.Duration(at.Latency).Round(time.Millisecond),
+			status, dash(at.Outcome), truncate(errorText(at.Error), urlWidth), body)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookq/hookq/queue"
+)
+
+// newStatsCmd returns "hookq stats".
+func newStatsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Show counts per state, the oldest pending task and the next run",
+		Example: `  hookq stats
+  hookq stats --json | jq .counts.failed`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := a.connect(readAccess, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer api.Close()
+			s, err := api.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), s)
+			}
+			return printStats(cmd, s)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the stats as JSON")
+	return cmd
+}
+
+// printStats prints the stats as an aligned table.
+func printStats(cmd *cobra.Command, s *queue.Stats) error {
+	now := time.Now()
+	tw := newTable(cmd.OutOrStdout())
+	fmt.Fprintln(tw, "STATE\tTASKS")
+	for _, st := range []queue.State{queue.Scheduled, queue.Pending, queue.Active, queue.Retrying,
+		queue.Succeeded, queue.Failed, queue.Cancelled} {
+		fmt.Fprintf(tw, "%s\t%d\n", st, s.Counts[st.String()])
+	}
+	fmt.Fprintf(tw, "total\t%d\n", s.Total)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	oldest, next := "none", "none"
+	if s.OldestPending != nil {
+		oldest = when(*s.OldestPending, now)
+	}
+	if s.NextRun != nil {
+		next = when(*s.NextRun, now)
+	}
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), "\noldest pending: %s\nnext run:       %s\n",
+		oldest, next)
+	return err
+}
