@@ -19,6 +19,9 @@ type DueOptions struct {
 	// MaxScan bounds the index entries examined, so that a long run of
 	// passed-over tasks cannot make one call slow. Zero means no bound.
 	MaxScan int
+	// From starts the scan at this schedule key (see ScheduleKey) instead
+	// of the start of the index. Nil means the start.
+	From []byte
 }
 
 // Due returns due tasks (next attempt time at or before now) in run-time
@@ -29,7 +32,11 @@ func (t *Tx) Due(now time.Time, opts DueOptions) (due []*Task, next *time.Time, 
 	limit := now.UnixNano()
 	c := t.schedule.Cursor()
 	scanned := 0
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+	k, _ := c.First()
+	if opts.From != nil {
+		k, _ = c.Seek(opts.From)
+	}
+	for ; k != nil; k, _ = c.Next() {
 		if len(k) != 24 {
 			return nil, nil, fmt.Errorf("due: %w: schedule key of %d bytes", errCorrupt, len(k))
 		}

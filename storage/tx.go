@@ -43,8 +43,11 @@ func newTx(btx *bolt.Tx) *Tx {
 	return t
 }
 
-// scheduleKey is the index key of a task: its next run time in big-endian
-// nanoseconds, then its ID, so a cursor walks tasks in run-time order.
+// ScheduleKey returns the schedule index key of a task due at at: its run
+// time in big-endian nanoseconds, then its ID, so a cursor walks tasks in
+// run-time order. Keys compare as byte strings.
+func ScheduleKey(at time.Time, id ID) []byte { return scheduleKey(at, id) }
+
 func scheduleKey(at time.Time, id ID) []byte {
 	k := make([]byte, 8, 24)
 	ns := at.UnixNano()
