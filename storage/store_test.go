@@ -585,3 +585,28 @@ func BenchmarkStore_Complete(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
+
+func TestTask_MarshalJSON(t *testing.T) {
+	b, err := json.Marshal(&Task{ID: ulid.Make(), State: Pending, URL: "http://h/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["headers"].(map[string]any); !ok {
+		t.Errorf("headers = %v; want {}", m["headers"])
+	}
+	if _, ok := m["args"].(map[string]any); !ok {
+		t.Errorf("args = %v; want {}", m["args"])
+	}
+	for _, k := range []string{"json", "result", "error", "run_at", "key", "finished_at"} {
+		if v, ok := m[k]; !ok || v != nil {
+			t.Errorf("%s = %v, present %v; want null", k, v, ok)
+		}
+	}
+	if m["state"] != "pending" {
+		t.Errorf("state = %v", m["state"])
+	}
+}

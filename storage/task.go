@@ -168,6 +168,20 @@ type Task struct {
 	AttemptBase int `json:"-"`
 }
 
+// MarshalJSON writes the task's public JSON form, with empty args and
+// headers as {} rather than null.
+func (t Task) MarshalJSON() ([]byte, error) {
+	type plain Task // no methods: avoids recursion
+	p := plain(t)
+	if p.Headers == nil {
+		p.Headers = map[string]string{}
+	}
+	if len(p.Args) == 0 {
+		p.Args = json.RawMessage("{}")
+	}
+	return json.Marshal(p)
+}
+
 // Clone returns a copy of t that shares no mutable state with it.
 func (t *Task) Clone() *Task {
 	c := *t
