@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -18,6 +19,27 @@ import (
 type taskWithHistory struct {
 	*queue.Task
 	History []queue.Attempt `json:"history"`
+}
+
+// MarshalJSON writes the task object with "history" added as its last
+// field. (The embedded task's own MarshalJSON would otherwise be promoted
+// and drop the history.)
+func (t taskWithHistory) MarshalJSON() ([]byte, error) {
+	task, err := json.Marshal(t.Task)
+	if err != nil {
+		return nil, err
+	}
+	history := t.History
+	if history == nil {
+		history = []queue.Attempt{}
+	}
+	h, err := json.Marshal(history)
+	if err != nil {
+		return nil, err
+	}
+	out := append(task[:len(task)-1], `,"history":`...)
+	out = append(out, h...)
+	return append(out, '}'), nil
 }
 
 // newShowCmd returns "hookq show".
