@@ -81,6 +81,9 @@ type Options struct {
 	// PerHost bounds the attempts in flight to one host (host:port), so one
 	// slow endpoint cannot take every worker. Zero means no limit.
 	PerHost int
+	// PerHostRate bounds the attempts started to one host per second,
+	// with bursts of up to that many (at least one). Zero means no limit.
+	PerHostRate float64
 	// MaxAttempts is the attempt limit of a task that sets none.
 	// Defaults to 10.
 	MaxAttempts int
@@ -166,7 +169,7 @@ type Queue struct {
 	mu     sync.Mutex
 	closed bool
 	leases map[ID]*lease
-	hosts  map[string]int // leases per host, when PerHost is set
+	hosts  map[string]*hostGate // per-host limits, when set
 	// scanFrom is the schedule key where the next scan starts: the last
 	// task leased. Entries before it are leased. See reschedule.
 	scanFrom []byte
@@ -211,7 +214,7 @@ func open(path string, opts *Options, afterAttempt func(ID, *Attempt)) (*Queue, 
 		log:     o.Logger,
 		ids:     newIDSource(),
 		leases:  make(map[ID]*lease),
-		hosts:   make(map[string]int),
+		hosts:   make(map[string]*hostGate),
 		waiters: make(map[ID]*waiter),
 		wake:    make(chan struct{}, 1),
 

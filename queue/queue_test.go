@@ -658,3 +658,34 @@ func dispatchOutcomeRetry() dispatch.Outcome {
 	return dispatch.Outcome{Verdict: dispatch.Retry,
 		Err: &dispatch.Error{Kind: dispatch.KindTransport, Message: "aborted"}}
 }
+
+func TestQueue_PerHostRate(t *testing.T) {
+	var calls atomic.Int32
+	limited := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		multiply(w, r)
+	})
+	other := receiver(t, multiply)
+	clock := newFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	h := newHarness(t, &Options{Clock: clock, PerHostRate: 2})
+
+	var ids []ID
+	for i := range 5 {
+		ids = append(ids, h.enqueue(t, Spec{URL: limited.URL, Args: map[string]any{"x": i, "y": 1}}).ID)
+	}
+	// A burst of two, then one more each half second of the clock. A task
+	// for another host, enqueued later, proves the scheduler went past.
+	h.wait(t, ids[0])
+	h.wait(t, ids[1])
+	h.wait(t, h.enqueue(t, Spec{URL: other.URL, Args: map[string]any{"x": 1, "y": 1}}).ID)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("calls before the clock moved = %d; want 2", n)
+	}
+	for i := 2; i < 5; i++ {
+		clock.Advance(500 * time.Millisecond)
+		h.wait(t, ids[i])
+		if n := calls.Load(); n != int32(i+1) {
+			t.Fatalf("calls after %d ticks = %d; want %d", i-1, n, i+1)
+		}
+	}
+}

@@ -98,20 +98,29 @@ func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
 		return nil, nil, nil
 	}
 
+	now := q.clock.Now()
 	opts := storage.DueOptions{
 		Max:  n,
 		Skip: func(id ID) bool { _, ok := q.leases[id]; return ok },
 		From: q.scanFrom,
 	}
-	var hosts []string
-	if q.opts.PerHost > 0 {
+	var hosts []string   // host of each accepted task, in order
+	var passed []byte    // schedule key of the first task passed over
+	var retry *time.Time // when a rate-limited host has a token again
+	if q.opts.PerHost > 0 || q.opts.PerHostRate > 0 {
 		opts.MaxScan = n + maxScan
 		opts.Accept = func(t *Task) bool {
 			h := hostOf(t.URL)
-			if q.hosts[h] >= q.opts.PerHost {
+			ok, at := q.admit(h, now)
+			if !ok {
+				if passed == nil {
+					passed = storage.ScheduleKey(*t.NextAttemptAt, t.ID)
+				}
+				if at != nil && (retry == nil || at.Before(*retry)) {
+					retry = at
+				}
 				return false
 			}
-			q.hosts[h]++
 			hosts = append(hosts, h)
 			return true
 		}
@@ -120,18 +129,27 @@ func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
 	var next *time.Time
 	err := q.store.View(func(tx *storage.Tx) error {
 		var err error
-		due, next, err = tx.Due(q.clock.Now(), opts)
+		due, next, err = tx.Due(now, opts)
 		return err
 	})
 	if err != nil {
 		for _, h := range hosts {
-			q.hosts[h]--
+			q.release(h)
 		}
 		return nil, nil, err
 	}
-	if len(due) > 0 {
+
+	// The next scan starts at the first task passed over, or after the
+	// last one leased: everything before that point is leased.
+	switch {
+	case passed != nil:
+		q.scanFrom = passed
+	case len(due) > 0:
 		last := due[len(due)-1]
 		q.scanFrom = storage.ScheduleKey(*last.NextAttemptAt, last.ID)
+	}
+	if retry != nil && (next == nil || retry.Before(*next)) {
+		next = retry
 	}
 	leased := make([]*lease, len(due))
 	for i, t := range due {
@@ -144,19 +162,67 @@ func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
 	return leased, next, nil
 }
 
+// hostGate holds a host's attempts in flight and its rate tokens.
+type hostGate struct {
+	inFlight int
+	tokens   float64
+	filled   time.Time // when tokens was last topped up
+}
+
+// admit reports whether an attempt to host may start now, and takes its
+// place if so. When the rate limit says no, at is when a token is due.
+// Callers hold q.mu.
+func (q *Queue) admit(host string, now time.Time) (ok bool, at *time.Time) {
+	g := q.hosts[host]
+	if g == nil {
+		g = &hostGate{tokens: q.burst(), filled: now}
+		q.hosts[host] = g
+	}
+	if q.opts.PerHost > 0 && g.inFlight >= q.opts.PerHost {
+		return false, nil
+	}
+	if rate := q.opts.PerHostRate; rate > 0 {
+		if elapsed := now.Sub(g.filled); elapsed > 0 {
+			g.tokens = min(q.burst(), g.tokens+elapsed.Seconds()*rate)
+			g.filled = now
+		}
+		if g.tokens < 1 {
+			wait := time.Duration((1 - g.tokens) / rate * float64(time.Second))
+			return false, ptr(now.Add(wait))
+		}
+		g.tokens--
+	}
+	g.inFlight++
+	return true, nil
+}
+
+// burst is how many attempts a rate-limited host may take at once.
+func (q *Queue) burst() float64 { return max(1, q.opts.PerHostRate) }
+
+// release gives back a host's place taken by admit, and reports whether the
+// host was at its concurrency limit. Callers hold q.mu.
+func (q *Queue) release(host string) (wasFull bool) {
+	g := q.hosts[host]
+	if g == nil {
+		return false
+	}
+	wasFull = q.opts.PerHost > 0 && g.inFlight >= q.opts.PerHost
+	g.inFlight--
+	full := g.tokens >= q.burst() ||
+		q.clock.Now().Sub(g.filled).Seconds()*q.opts.PerHostRate >= q.burst()
+	if g.inFlight <= 0 && full {
+		delete(q.hosts, host) // idle and full: nothing to remember
+	}
+	return wasFull
+}
+
 // unlease drops the lease on id; the task's outcome must be on disk.
 func (q *Queue) unlease(id ID) {
 	q.mu.Lock()
 	var wake bool
 	if l := q.leases[id]; l != nil && l.host != "" {
-		// A host at its limit may have due tasks the scheduler passed
-		// over, behind its scan position.
-		if wake = q.hosts[l.host] >= q.opts.PerHost; wake {
-			q.scanFrom = nil
-		}
-		if q.hosts[l.host]--; q.hosts[l.host] <= 0 {
-			delete(q.hosts, l.host)
-		}
+		// A host at its limit may have due tasks the scheduler passed over.
+		wake = q.release(l.host)
 	}
 	delete(q.leases, id)
 	q.mu.Unlock()

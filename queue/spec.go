@@ -178,7 +178,7 @@ func checkURL(raw string) error {
 		return invalid("url scheme %q is not http or https", u.Scheme)
 	}
 	if u.Hostname() == "" {
-		return invalid("url %q has no host", redactURL(raw))
+		return invalid("url %q has no host", storage.RedactURL(raw))
 	}
 	if strings.ContainsAny(raw, "\r\n\x00 ") {
 		return invalid("url contains a space or control character")
@@ -316,13 +316,4 @@ func argValue(v any, top bool) ([]byte, error) {
 	}
 	b.WriteByte(']')
 	return b.Bytes(), nil
-}
-
-// redactURL hides the password of a URL's userinfo, for logs and output.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
 }

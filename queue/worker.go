@@ -269,7 +269,7 @@ func (q *Queue) logOutcome(t *Task, att *storage.Attempt, next *Task, superseded
 	attrs := []slog.Attr{
 		slog.String(keyTaskID, t.ID.String()),
 		slog.String(keyMethod, t.Method),
-		slog.String(keyURL, redactURL(t.URL)),
+		slog.String(keyURL, storage.RedactURL(t.URL)),
 		slog.String(keyOutcome, att.Outcome),
 		slog.Int(keyAttempt, att.N),
 		slog.Duration(keyDuration, time.Duration(att.Latency)),

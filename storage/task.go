@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -169,10 +170,12 @@ type Task struct {
 }
 
 // MarshalJSON writes the task's public JSON form, with empty args and
-// headers as {} rather than null.
+// headers as {} rather than null, and the URL's userinfo (which often holds
+// a token or password) replaced by "xxxxx".
 func (t Task) MarshalJSON() ([]byte, error) {
 	type plain Task // no methods: avoids recursion
 	p := plain(t)
+	p.URL = RedactURL(p.URL)
 	if p.Headers == nil {
 		p.Headers = map[string]string{}
 	}
@@ -180,6 +183,17 @@ func (t Task) MarshalJSON() ([]byte, error) {
 		p.Args = json.RawMessage("{}")
 	}
 	return json.Marshal(p)
+}
+
+// RedactURL returns raw with its userinfo, if any, replaced by "xxxxx", for
+// output and logs. The stored URL keeps it, for dispatch.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = url.User("xxxxx")
+	return u.String()
 }
 
 // Clone returns a copy of t that shares no mutable state with it.

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,7 +43,10 @@ type serveFlags struct {
 	listen      string
 	workers     int
 	perHost     int
+	perHostRate float64
 	maxAttempts int
+	maxAge      time.Duration
+	allow       []string
 	timeout     time.Duration
 	backoffBase time.Duration
 	backoffCap  time.Duration
@@ -70,7 +75,8 @@ Numeric flags left at 0 take the queue's defaults: 128 workers, no per-host
 limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 		Example: `  hookq serve
   hookq serve --data /var/lib/hookq --listen 127.0.0.1:7700 --workers 32
-  hookq serve --deny-private --signing-secret whsec_EuV48NaGcclnwhe2dRMtXHWuyQtHHFR8
+  hookq serve --deny-private --allow 10.1.0.0/16 --per-host 8 --per-host-rate 50
+  HOOKQ_SIGNING_SECRETS=whsec_EuV48NaGcclnwhe2dRMtXHWuyQtHHFR8 hookq serve
   hookq serve --listen 127.0.0.1:0 --log-format json   # any free port; see the log`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -82,7 +88,13 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 		`TCP address of the HTTP API; port 0 picks a free one, "" serves the socket only`)
 	fl.IntVar(&f.workers, "workers", 0, "concurrent attempts (0: 128)")
 	fl.IntVar(&f.perHost, "per-host", 0, "attempts in flight to one host:port (0: no limit)")
+	fl.Float64Var(&f.perHostRate, "per-host-rate", 0,
+		"attempts started per second to one host:port, in bursts of as many (0: no limit)")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "attempts of a task that sets none (0: 10)")
+	fl.DurationVar(&f.maxAge, "max-age", 0,
+		"no retry starts this long after a task's first run time (0: 24h)")
+	fl.StringArrayVar(&f.allow, "allow", nil,
+		"CIDR the dispatch guard allows even if it would refuse it; repeatable")
 	fl.DurationVar(&f.timeout, "timeout", 0,
 		"deadline of one attempt of a task that sets none (0: 15s)")
 	fl.DurationVar(&f.backoffBase, "backoff-base", 0,
@@ -92,7 +104,8 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 	fl.BoolVar(&f.denyPrivate, "deny-private", false,
 		"refuse to call private and loopback addresses (metadata and link-local are always refused)")
 	fl.StringArrayVar(&f.secrets, "signing-secret", nil,
-		"sign requests with this Standard Webhooks secret (whsec_...); repeat to rotate")
+		"sign requests with this Standard Webhooks secret (whsec_...); repeat to rotate;\n"+
+			"$HOOKQ_SIGNING_SECRETS (space-separated) adds more and keeps them out of ps")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -106,18 +119,41 @@ func (f *serveFlags) check() error {
 			return usagef("--%s %d is negative", name, v)
 		}
 	}
-	for name, v := range map[string]time.Duration{"timeout": f.timeout,
+	if f.perHostRate < 0 {
+		return usagef("--per-host-rate %g is negative", f.perHostRate)
+	}
+	for name, v := range map[string]time.Duration{"timeout": f.timeout, "max-age": f.maxAge,
 		"backoff-base": f.backoffBase, "backoff-cap": f.backoffCap, "grace": f.grace} {
 		if v < 0 {
 			return usagef("--%s %s is negative", name, v)
 		}
 	}
+	f.secrets = append(f.secrets, strings.Fields(os.Getenv(envSigningSecrets))...)
 	for i, s := range f.secrets {
 		if _, err := dispatch.ParseSecret(s); err != nil {
-			return usagef("--signing-secret #%d: %v", i+1, err)
+			return usagef("signing secret #%d: %v", i+1, err)
+		}
+	}
+	for _, c := range f.allow {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return usagef("--allow %q: not a CIDR such as 10.0.0.0/8: %v", c, err)
 		}
 	}
 	return nil
+}
+
+// envSigningSecrets names the variable with more signing secrets.
+const envSigningSecrets = "HOOKQ_SIGNING_SECRETS"
+
+// allowed returns the --allow prefixes, already checked by check.
+func (f *serveFlags) allowed() []netip.Prefix {
+	var out []netip.Prefix
+	for _, c := range f.allow {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // serve runs the server until ctx is done or a listener fails.
@@ -138,13 +174,15 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	q, err := queue.Open(a.storePath(), &queue.Options{
 		Workers:     f.workers,
 		PerHost:     f.perHost,
+		PerHostRate: f.perHostRate,
 		MaxAttempts: f.maxAttempts,
+		MaxAge:      f.maxAge,
 		Timeout:     f.timeout,
 		BackoffBase: f.backoffBase,
 		BackoffCap:  f.backoffCap,
 		Grace:       f.grace,
 		Dispatch: dispatch.Options{
-			Guard:          dispatch.Guard{DenyPrivate: f.denyPrivate},
+			Guard:          dispatch.Guard{DenyPrivate: f.denyPrivate, Allow: f.allowed()},
 			SigningSecrets: f.secrets,
 			UserAgent:      "hookq/" + version,
 		},
