@@ -689,3 +689,82 @@ func TestQueue_PerHostRate(t *testing.T) {
 		}
 	}
 }
+
+func TestQueue_RetryAfter(t *testing.T) {
+	var calls atomic.Int32
+	srv := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		multiply(w, r)
+	})
+	clock := newFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	h := newHarness(t, &Options{Clock: clock, BackoffBase: time.Second, BackoffCap: time.Hour})
+	task := h.enqueue(t, Spec{URL: srv.URL, Args: map[string]any{"x": 3, "y": 4}})
+	h.nextAttempt(t)
+
+	// The endpoint asked for 120s, later than the 1s backoff: it wins.
+	got, _ := h.q.Get(context.Background(), task.ID)
+	if got.State != Retrying || got.Error == nil || got.Error.StatusCode != 429 {
+		t.Fatalf("after 429: %s %+v", got.State, got.Error)
+	}
+	if d := got.NextAttemptAt.Sub(clock.Now()); d != 120*time.Second {
+		t.Errorf("next attempt in %v; want 120s", d)
+	}
+	clock.Advance(119 * time.Second)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("calls before Retry-After passed = %d", n)
+	}
+	clock.Advance(time.Second)
+	if got := h.wait(t, task.ID); got.State != Succeeded || string(got.Result) != "12" {
+		t.Errorf("final: %s %s", got.State, got.Result)
+	}
+
+	// Retry-After never moves past the cap.
+	if d := h.q.delay(0, 3*time.Hour); d != time.Hour {
+		t.Errorf("delay with Retry-After 3h = %v; want the 1h cap", d)
+	}
+}
+
+func TestQueue_ClientErrorFailsAtOnce(t *testing.T) {
+	var calls atomic.Int32
+	srv := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "no such multiplier", http.StatusNotFound)
+	})
+	h := newHarness(t, nil)
+	task := h.enqueue(t, Spec{URL: srv.URL})
+	got := h.wait(t, task.ID)
+	if got.State != Failed || got.Attempts != 1 || calls.Load() != 1 ||
+		got.Error.Kind != "http" || got.Error.StatusCode != 404 {
+		t.Errorf("task = %s after %d attempts (%d calls), error %+v; want failed at once with 404",
+			got.State, got.Attempts, calls.Load(), got.Error)
+	}
+}
+
+func TestQueue_OneRequestInFlightPerTask(t *testing.T) {
+	// Every attempt hangs past its deadline. The next attempt of a task
+	// must start only after the previous request was cancelled.
+	var inFlight, overlaps atomic.Int32
+	srv := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+		if inFlight.Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		defer inFlight.Add(-1)
+		<-r.Context().Done()
+	})
+	// The backoff leaves the server time to see the client hang up; an
+	// overlap would come from a second request sent before the first was
+	// cancelled, which no backoff hides.
+	h := newHarness(t, &Options{BackoffBase: 30 * time.Millisecond, BackoffCap: 30 * time.Millisecond})
+	task := h.enqueue(t, Spec{URL: srv.URL, MaxAttempts: 4, Timeout: Duration(50 * time.Millisecond)})
+	got := h.wait(t, task.ID)
+	if got.State != Failed || got.Attempts != 4 || got.Error.Kind != "timeout" {
+		t.Errorf("task = %s after %d, error %+v; want failed after 4 timeouts", got.State, got.Attempts, got.Error)
+	}
+	if n := overlaps.Load(); n != 0 {
+		t.Errorf("%d attempts overlapped the previous one", n)
+	}
+}
