@@ -47,6 +47,8 @@ type serveFlags struct {
 	maxAttempts int
 	maxAge      time.Duration
 	allow       []string
+	maxBody     int64
+	redirects   int
 	timeout     time.Duration
 	backoffBase time.Duration
 	backoffCap  time.Duration
@@ -93,6 +95,10 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "attempts of a task that sets none (0: 10)")
 	fl.DurationVar(&f.maxAge, "max-age", 0,
 		"no retry starts this long after a task's first run time (0: 24h)")
+	fl.Int64Var(&f.maxBody, "max-body-bytes", 0,
+		"largest reply body read, after decompression; more fails the attempt (0: 1 MiB)")
+	fl.IntVar(&f.redirects, "max-redirects", 0,
+		"redirects a GET or HEAD follows; -1 follows none (0: 10)")
 	fl.StringArrayVar(&f.allow, "allow", nil,
 		"CIDR the dispatch guard allows even if it would refuse it; repeatable")
 	fl.DurationVar(&f.timeout, "timeout", 0,
@@ -118,6 +124,9 @@ func (f *serveFlags) check() error {
 		if v < 0 {
 			return usagef("--%s %d is negative", name, v)
 		}
+	}
+	if f.maxBody < 0 {
+		return usagef("--max-body-bytes %d is negative", f.maxBody)
 	}
 	if f.perHostRate < 0 {
 		return usagef("--per-host-rate %g is negative", f.perHostRate)
@@ -184,6 +193,8 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 		Dispatch: dispatch.Options{
 			Guard:          dispatch.Guard{DenyPrivate: f.denyPrivate, Allow: f.allowed()},
 			SigningSecrets: f.secrets,
+			MaxBodyBytes:   f.maxBody,
+			MaxRedirects:   f.redirects,
 			UserAgent:      "hookq/" + version,
 		},
 		Logger:      log,
