@@ -18,11 +18,11 @@ func BenchmarkQueue_EndToEnd(b *testing.B) {
 	var done atomic.Int64
 	all := make(chan struct{})
 	n := int64(b.N)
-	q, err := open(filepath.Join(b.TempDir(), "hookq.db"), nil, func(ID, *Attempt) {
+	q, err := open(filepath.Join(b.TempDir(), "hookq.db"), nil, hooks{afterAttempt: func(ID, *Attempt) {
 		if done.Add(1) == n {
 			close(all)
 		}
-	})
+	}})
 	if err != nil {
 		b.Fatal(err)
 	}

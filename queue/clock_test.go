@@ -10,9 +10,12 @@ type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers []*fakeTimer
+	added  chan struct{} // receives a value each time a timer is made
 }
 
-func newFakeClock(t time.Time) *fakeClock { return &fakeClock{now: t} }
+func newFakeClock(t time.Time) *fakeClock {
+	return &fakeClock{now: t, added: make(chan struct{}, 1024)}
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
@@ -24,6 +27,10 @@ func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &fakeTimer{clock: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	select {
+	case c.added <- struct{}{}:
+	default:
+	}
 	if d <= 0 {
 		t.ch <- c.now
 		return t

@@ -100,6 +100,10 @@ type Options struct {
 	// retried: a retry that would start later fails the task instead.
 	// Defaults to 24h.
 	MaxAge time.Duration
+	// Retention is how long a finished task is kept after it finished;
+	// a background sweep then deletes it with its attempts. Negative
+	// keeps finished tasks forever. Defaults to 7 days.
+	Retention time.Duration
 	// Grace is how long Close lets in-flight attempts finish before it
 	// cancels them (they run again after the next Open). Defaults to 10s.
 	Grace time.Duration
@@ -136,6 +140,9 @@ func (o *Options) withDefaults() Options {
 	setDefault(&c.BackoffCap, time.Hour)
 	setDefault(&c.MaxAge, 24*time.Hour)
 	setDefault(&c.Grace, 10*time.Second)
+	if c.Retention == 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -185,19 +192,26 @@ type Queue struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// afterAttempt, if set, is called by a worker once an attempt's
-	// outcome is stored and its lease dropped. Tests use it as a signal.
+	hooks hooks
+}
+
+// hooks are signals for tests, set before any goroutine starts.
+type hooks struct {
+	// afterAttempt is called once an attempt's outcome is stored and its
+	// lease dropped.
 	afterAttempt func(id ID, att *Attempt)
+	// afterSweep is called after each background retention sweep.
+	afterSweep func(deleted int)
 }
 
 // Open opens the queue stored in the bbolt file at path, creating it if
 // needed, and starts dispatching unless opts says not to.
 func Open(path string, opts *Options) (*Queue, error) {
-	return open(path, opts, nil)
+	return open(path, opts, hooks{})
 }
 
 // open is Open with a hook for tests, set before any worker starts.
-func open(path string, opts *Options, afterAttempt func(ID, *Attempt)) (*Queue, error) {
+func open(path string, opts *Options, h hooks) (*Queue, error) {
 	o := opts.withDefaults()
 	store, err := storage.Open(path, &storage.Options{
 		ReadOnly:    o.ReadOnly,
@@ -218,7 +232,7 @@ func open(path string, opts *Options, afterAttempt func(ID, *Attempt)) (*Queue, 
 		waiters: make(map[ID]*waiter),
 		wake:    make(chan struct{}, 1),
 
-		afterAttempt: afterAttempt,
+		hooks: h,
 	}
 	if o.DisableWorkers {
 		return q, nil
@@ -256,6 +270,9 @@ func (q *Queue) start() {
 	}
 	q.group = new(errgroup.Group)
 	q.group.Go(func() error { return q.schedule(ctx) })
+	if q.opts.Retention > 0 {
+		q.group.Go(func() error { return q.retain(ctx) })
+	}
 	for range q.opts.Workers {
 		q.group.Go(func() error { return q.runWorker(ctx) })
 	}
@@ -317,4 +334,5 @@ const (
 	keyPath       = "path"
 	keyWorkers    = "workers"
 	keyDelay      = "delay"
+	keyDeleted    = "deleted"
 )

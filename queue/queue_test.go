@@ -29,12 +29,14 @@ func TestMain(m *testing.M) {
 type harness struct {
 	q        *Queue
 	path     string
-	attempts chan ID // receives a task's ID after each stored attempt
+	attempts chan ID  // receives a task's ID after each stored attempt
+	sweeps   chan int // receives the count of each background sweep
 }
 
 func newHarness(t *testing.T, opts *Options) *harness {
 	t.Helper()
-	h := &harness{path: filepath.Join(t.TempDir(), "hookq.db"), attempts: make(chan ID, 1024)}
+	h := &harness{path: filepath.Join(t.TempDir(), "hookq.db"),
+		attempts: make(chan ID, 1024), sweeps: make(chan int, 1024)}
 	h.open(t, opts)
 	return h
 }
@@ -47,7 +49,10 @@ func (h *harness) open(t *testing.T, opts *Options) {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
 	}
-	q, err := open(h.path, opts, func(id ID, _ *Attempt) { h.attempts <- id })
+	q, err := open(h.path, opts, hooks{
+		afterAttempt: func(id ID, _ *Attempt) { h.attempts <- id },
+		afterSweep:   func(n int) { h.sweeps <- n },
+	})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

@@ -164,8 +164,8 @@ func (q *Queue) stored(l *lease, att *storage.Attempt, next *Task, superseded bo
 		q.finished(l.task.ID)
 	}
 	q.logOutcome(l.task, att, next, superseded)
-	if q.afterAttempt != nil {
-		q.afterAttempt(l.task.ID, att)
+	if q.hooks.afterAttempt != nil {
+		q.hooks.afterAttempt(l.task.ID, att)
 	}
 }
 

@@ -224,3 +224,59 @@ func (t *Tx) Check() []error {
 	}
 	return problems
 }
+
+// DeleteFinished deletes final tasks that finished before cutoff, walking
+// tasks in ID order from after (exclusive; nil means the first). It stops
+// after deleting max tasks or reading scan records, and returns where to
+// resume; done reports that no task created before cutoff remains to be
+// looked at (a task cannot finish before it was created, so the walk ends
+// at the first ID newer than cutoff).
+func (t *Tx) DeleteFinished(cutoff time.Time, after *ID, max, scan int) (deleted int, next *ID, done bool, err error) {
+	c := t.tasks.Cursor()
+	k, v := c.First()
+	if after != nil {
+		if k, v = c.Seek(after[:]); k != nil && ID(k) == *after {
+			k, v = c.Next()
+		}
+	}
+	var victims []*Task
+	var last ID // the last record looked at: the walk resumes after it
+	read := 0
+	for ; k != nil; k, v = c.Next() {
+		id := ID(k)
+		if time.UnixMilli(int64(id.Time())).After(cutoff) {
+			done = true
+			break
+		}
+		if read++; read > scan || len(victims) == max {
+			next = &last
+			break
+		}
+		last = id
+		s, err := decodeState(v)
+		if err != nil {
+			return 0, nil, false, fmt.Errorf("delete finished: task %s: %w", id, err)
+		}
+		if !s.Final() {
+			continue
+		}
+		task, err := decodeTask(id, v)
+		if err != nil {
+			return 0, nil, false, fmt.Errorf("delete finished: %w", err)
+		}
+		if task.FinishedAt != nil && task.FinishedAt.Before(cutoff) {
+			victims = append(victims, task)
+		}
+	}
+	if k == nil {
+		done = true
+	}
+
+	// Delete after the walk: deleting under a cursor moves it.
+	for _, task := range victims {
+		if err := t.Delete(task); err != nil {
+			return 0, nil, false, err
+		}
+	}
+	return len(victims), next, done, nil
+}

@@ -46,6 +46,7 @@ type serveFlags struct {
 	perHostRate float64
 	maxAttempts int
 	maxAge      time.Duration
+	retention   time.Duration
 	allow       []string
 	maxBody     int64
 	redirects   int
@@ -99,6 +100,8 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 		"largest reply body read, after decompression; more fails the attempt (0: 1 MiB)")
 	fl.IntVar(&f.redirects, "max-redirects", 0,
 		"redirects a GET or HEAD follows; -1 follows none (0: 10)")
+	fl.DurationVar(&f.retention, "retention", 0,
+		"how long finished tasks are kept before a background sweep deletes them; -1s keeps them forever (0: 168h)")
 	fl.StringArrayVar(&f.allow, "allow", nil,
 		"CIDR the dispatch guard allows even if it would refuse it; repeatable")
 	fl.DurationVar(&f.timeout, "timeout", 0,
@@ -186,6 +189,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 		PerHostRate: f.perHostRate,
 		MaxAttempts: f.maxAttempts,
 		MaxAge:      f.maxAge,
+		Retention:   f.retention,
 		Timeout:     f.timeout,
 		BackoffBase: f.backoffBase,
 		BackoffCap:  f.backoffCap,
