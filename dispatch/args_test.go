@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,57 @@ func TestEncodeArgs(t *testing.T) {
 			}
 			if enc := got.Encode(); enc != tt.want {
 				t.Errorf("EncodeArgs = %q; want %q", enc, tt.want)
+			}
+		})
+	}
+}
+
+// argsSeeds are inputs every fuzz run of EncodeArgs starts from: the
+// canonical shape, and the edges of the fast path.
+var argsSeeds = []string{
+	`{"x":10,"y":10}`, `{}`, ` { } `, ``, `null`, `[]`, `"x"`, `{`, `{"x":10`,
+	`{"x":10,}`, `{"x":10}x`, `{"x" : -0.5e+3 , "y":"a b"}`, "{\"x\":\t1\r\n}",
+	`{"x":01}`, `{"x":1.}`, `{"x":.5}`, `{"x":1e}`, `{"x":-}`, `{"x":truex}`,
+	`{"x":true,"y":false}`, `{"x":nul}`, `{"x":null}`, `{"x":{}}`, `{"x":[]}`,
+	`{"x":[1,"a",true]}`, `{"x":[[1]]}`, `{"x":1,"x":2}`, `{"x":null,"x":2}`,
+	`{"x":"\u00e9"}`, `{"\u0078":1}`, `{"é":"ü"}`, "{\"x\":\"\xff\"}",
+	"{\"\xff\":1}", "{\"x\":\"a\tb\"}", "{\"x\":1}\u00a0", "\xef\xbb\xbf{}",
+}
+
+func FuzzEncodeArgs(f *testing.F) {
+	for _, s := range argsSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, args string) {
+		// The fast path, when it answers, must agree with the general path.
+		fast, ok := encodeFlatArgs([]byte(args))
+		want, wantErr := encodeArgs([]byte(args))
+		if ok && (wantErr != nil || !reflect.DeepEqual(fast, want)) {
+			t.Fatalf("fast path = %q; general path = %q, %v", fast, want, wantErr)
+		}
+
+		// And so must EncodeArgs, which takes either.
+		got, err := EncodeArgs([]byte(args))
+		if (err == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("EncodeArgs = %q, %v; general path = %q, %v", got, err, want, wantErr)
+		}
+	})
+}
+
+func BenchmarkEncodeArgs(b *testing.B) {
+	args := map[string][]byte{
+		// The shape hookq itself stores: compact, keys sorted.
+		"Canonical": []byte(`{"x":10,"y":10}`),
+		"Mixed":     []byte(`{"id":[3,"1",true],"name":"a b","ratio":1.5}`),
+		"Spaced":    []byte(`{ "y": 10, "x": 10 }`),
+	}
+	for name, arg := range args {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := EncodeArgs(arg); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

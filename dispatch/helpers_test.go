@@ -40,7 +40,7 @@ func (l *dialLog) all() []string {
 // newTestDispatcher returns a Dispatcher built from opts whose dials are
 // logged, and refused, with a test error, unless they go to loopback: no
 // test may send a packet anywhere else.
-func newTestDispatcher(t *testing.T, opts Options) (*Dispatcher, *dialLog) {
+func newTestDispatcher(t testing.TB, opts Options) (*Dispatcher, *dialLog) {
 	t.Helper()
 	d, err := New(opts)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,7 +23,27 @@ const (
 	// drainBytes is how much more of a non-2xx body is read, and dropped,
 	// so that a short reply leaves its connection reusable.
 	drainBytes = 8 << 10
+
+	// maxPooledBuffer is the largest body buffer put back in bodyBuffers.
+	// A larger one, grown for a rare large body, is left to the garbage
+	// collector rather than held for replies that are nearly all small.
+	maxPooledBuffer = 64 << 10
 )
+
+// bodyBuffers holds the *bytes.Buffer that reply bodies are read into. Every
+// attempt reads a body, and io.ReadAll allocated and grew a fresh buffer for
+// each. Nothing of a body outlives readReply but copies (ParseReply copies
+// what it keeps), so the buffer goes back as soon as the Outcome is built.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putBodyBuffer returns buf to bodyBuffers, unless it grew too large.
+func putBodyBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > maxPooledBuffer {
+		return
+	}
+	buf.Reset()
+	bodyBuffers.Put(buf)
+}
 
 // attempt holds the contexts of one attempt, to tell why it stopped.
 type attempt struct {
@@ -73,6 +94,9 @@ func errorText(err error) string {
 // readReply reads the reply resp and turns it into an Outcome. Only a 2xx
 // body is read in full, up to the limit; of any other, the evidence will do.
 func (d *Dispatcher) readReply(a attempt, p Protocol, resp *http.Response) Outcome {
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer putBodyBuffer(buf)
+
 	code := resp.StatusCode
 	if code < 200 || code > 299 {
 		out := statusOutcome(code)
@@ -80,7 +104,8 @@ func (d *Dispatcher) readReply(a attempt, p Protocol, resp *http.Response) Outco
 		// that stalls holds the attempt until its deadline, but the verdict
 		// stays the status's.
 		if code >= 200 {
-			out.Body, _, _ = readBody(resp, evidenceBytes)
+			evidence, _, _ := readBody(resp, evidenceBytes, buf)
+			out.Body = bytes.Clone(evidence)
 			io.CopyN(io.Discard, resp.Body, drainBytes)
 		}
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
@@ -91,15 +116,11 @@ func (d *Dispatcher) readReply(a attempt, p Protocol, resp *http.Response) Outco
 	}
 
 	// A 2xx body: read it whole, but never more than the limit.
-	body, over, err := readBody(resp, d.opts.MaxBodyBytes)
+	body, over, err := readBody(resp, d.opts.MaxBodyBytes, buf)
 	var out Outcome
-	var decode *decodeError
 	switch {
-	case errors.As(err, &decode):
-		out = Outcome{Verdict: Failed, Err: &Error{Kind: KindInvalidResponse,
-			Message: "invalid response: " + errorText(decode.err)}}
 	case err != nil:
-		out = a.failure(err, "reading the body")
+		out = bodyFailure(a, err)
 	case over:
 		out = Outcome{Verdict: Failed, Err: &Error{Kind: KindTooLarge,
 			Message: fmt.Sprintf("body is over %d bytes", d.opts.MaxBodyBytes)}}
@@ -112,6 +133,17 @@ func (d *Dispatcher) readReply(a attempt, p Protocol, resp *http.Response) Outco
 		out.Err.StatusCode = code
 	}
 	return out
+}
+
+// bodyFailure is the Outcome of a 2xx reply whose body could not be read:
+// the reply's fault if it cannot be decompressed, else the network's.
+func bodyFailure(a attempt, err error) Outcome {
+	var decode *decodeError
+	if errors.As(err, &decode) {
+		return Outcome{Verdict: Failed, Err: &Error{Kind: KindInvalidResponse,
+			Message: "invalid response: " + errorText(decode.err)}}
+	}
+	return a.failure(err, "reading the body")
 }
 
 // statusOutcome is the Outcome of a reply whose status is not 2xx: 408, 425,
@@ -167,10 +199,12 @@ func (n *netReader) blame(err error) error {
 	return &decodeError{err}
 }
 
-// readBody reads resp's body, gunzipped if so encoded, up to limit bytes. It
-// reports whether the body went on beyond them. It never holds more than
+// readBody reads resp's body, gunzipped if so encoded, up to limit bytes,
+// into buf, which it resets; the body it returns is buf's. It reports
+// whether the body went on beyond the limit. It never holds more than
 // limit+1 bytes of the body, however well it compresses.
-func readBody(resp *http.Response, limit int64) (body []byte, over bool, err error) {
+func readBody(resp *http.Response, limit int64, buf *bytes.Buffer) ([]byte, bool, error) {
+	buf.Reset()
 	raw := &netReader{r: resp.Body}
 	var r io.Reader = raw
 	if isGzip(resp.Header.Get("Content-Encoding")) {
@@ -185,7 +219,8 @@ func readBody(resp *http.Response, limit int64) (body []byte, over bool, err err
 		r = zr
 	}
 
-	body, err = io.ReadAll(io.LimitReader(r, limit+1))
+	_, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	body := buf.Bytes()
 	if err != nil {
 		return body, false, raw.blame(err)
 	}

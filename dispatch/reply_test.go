@@ -3,6 +3,7 @@ package dispatch
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -123,6 +124,18 @@ var replySeeds = []string{
 	`{"status":"success","retval":"\xff\xfe"}`,
 	`{"status":"success","status":"failure","retval":1}`,
 	`[]`, `null`, ``, ` `, `{`, `"x"`, `1e999`, "\xef\xbb\xbf{}",
+
+	// Edges of the fast path.
+	`{"status": "success", "retval": 100}`, `{"status":"success","retval": 1 }`,
+	"{\"status\":\"success\",\"retval\":1}\n", `{"status":"success","retval":}`,
+	`{"status":"success","retval":"x"}}`,
+	`{"status":"success","retval":1,"status":"failure"}`,
+	`{"status":"success","retval":{"a":"\xff"}}`,
+	"{\"status\":\"success\",\"retval\":1}\u00a0",
+	"{\"status\":\"success\",\"retval\":1\u00a0}", `{"status":"failure","reason":null}`,
+	`{"status":"failure","reason": null }`, `{"status":"failure","reason":"a\"b"}`,
+	`{"status":"failure","reason":"x","retval":1}`, `{"status":"failure","reason":"\xff"}`,
+	`{"retval":100,"status":"success"}`, `{"st\u0061tus":"success","retval":1}`,
 }
 
 func FuzzParseReply(f *testing.F) {
@@ -136,6 +149,14 @@ func FuzzParseReply(f *testing.F) {
 			proto = Plain
 		}
 		got := ParseReply(proto, []byte(body))
+
+		// Whichever path read it, a Celery reply must be read as the
+		// reference decode, through a map of its keys, reads it.
+		if !plain {
+			if want := parseCeleryFields([]byte(body)); !reflect.DeepEqual(got, want) {
+				t.Fatalf("ParseReply = %+v, %v; reference = %+v, %v", got, got.Err, want, want.Err)
+			}
+		}
 
 		switch got.Verdict {
 		case Succeeded:
@@ -173,6 +194,7 @@ func FuzzParseReply(f *testing.F) {
 
 func BenchmarkParseReply(b *testing.B) {
 	bodies := map[string][]byte{
+		"Number":  []byte(`{"status":"success","retval":100}`),
 		"Success": []byte(`{"status":"success","retval":{"id":12345,"items":["a","b","c"],"ok":true}}`),
 		"Failure": []byte(`{"status":"failure","reason":"insufficient funds"}`),
 		"Invalid": []byte(`<html><body>502 Bad Gateway</body></html>`),

@@ -118,21 +118,30 @@ func (d *Dispatcher) newRequest(ctx context.Context, r *Request) (*http.Request,
 		return nil, fmt.Errorf("build request: %w", err)
 	}
 
-	// User headers first, then ours, which they cannot replace.
+	// User headers first, then ours, which they cannot replace. Ours share
+	// one array of values, where Header.Set would allocate one per header.
+	// Their names are canonical already and each slice is capped, so that
+	// a later Add cannot write into its neighbour: set(k, v) is
+	// Header.Set(k, v).
 	copyUserHeader(req.Header, r.Header, len(body) > 0)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	ours := make([]string, 0, 6) // all we ever set
+	set := func(k, v string) {
+		ours = append(ours, v)
+		req.Header[k] = ours[len(ours)-1 : len(ours) : len(ours)]
 	}
-	req.Header.Set("User-Agent", d.opts.UserAgent)
-	req.Header.Set("Accept-Encoding", "gzip")
+	if contentType != "" {
+		set("Content-Type", contentType)
+	}
+	set("User-Agent", d.opts.UserAgent)
+	set("Accept-Encoding", "gzip")
 	ts := r.Time
 	if ts.IsZero() {
 		ts = d.now()
 	}
-	req.Header.Set(headerWebhookID, r.ID)
-	req.Header.Set(headerWebhookTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	set(headerWebhookID, r.ID)
+	set(headerWebhookTimestamp, strconv.FormatInt(ts.Unix(), 10))
 	if len(d.keys) > 0 {
-		req.Header.Set(headerWebhookSignature, d.signature(r.ID, ts, signedPayload(req, body)))
+		set(headerWebhookSignature, d.signature(r.ID, ts, signedPayload(req, body)))
 	}
 	return req, nil
 }
@@ -152,6 +161,9 @@ func signedPayload(req *http.Request, body []byte) []byte {
 func mergeQuery(raw string, args url.Values) string {
 	if len(args) == 0 {
 		return raw
+	}
+	if raw == "" {
+		return args.Encode() // the usual URL, without a query of its own
 	}
 	var parts []string
 	for part := range strings.SplitSeq(raw, "&") {
