@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -229,50 +230,72 @@ func encodeArgs(args map[string]any) (json.RawMessage, error) {
 	}
 	sort.Strings(keys)
 
-	var b bytes.Buffer
-	b.WriteByte('{')
+	b := make([]byte, 0, 16*len(args)+2)
+	b = append(b, '{')
 	for i, k := range keys {
 		if k == "" {
 			return nil, invalid("argument with an empty name")
 		}
-		v, err := argValue(args[k], true)
-		if err != nil {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = appendArg(b, args[k], true); err != nil {
 			return nil, invalid("argument %q: %v", k, err)
 		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		name, _ := json.Marshal(k)
-		b.Write(name)
-		b.WriteByte(':')
-		b.Write(v)
 	}
-	b.WriteByte('}')
-	if b.Len() > maxBodyLen {
-		return nil, invalid("arguments are %d bytes; the limit is %d", b.Len(), maxBodyLen)
+	b = append(b, '}')
+	if len(b) > maxBodyLen {
+		return nil, invalid("arguments are %d bytes; the limit is %d", len(b), maxBodyLen)
 	}
-	return b.Bytes(), nil
+	return b, nil
 }
 
-// argValue returns the JSON form of one argument value; lists are allowed
-// only at the top.
-func argValue(v any, top bool) ([]byte, error) {
+// appendJSONString appends s as a JSON string. Plain ASCII is written as
+// it is; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendArg appends the JSON form of one argument value; lists are
+// allowed only at the top.
+func appendArg(b []byte, v any, top bool) ([]byte, error) {
 	switch x := v.(type) {
-	case string, bool,
-		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-		return json.Marshal(x)
+	case string:
+		return appendJSONString(b, x), nil
+	case bool:
+		return strconv.AppendBool(b, x), nil
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(b, x, 10), nil
+	case int8, int16, int32, uint, uint8, uint16, uint32, uint64:
+		n, _ := json.Marshal(x) // integers always marshal
+		return append(b, n...), nil
 	case float32:
-		return argValue(float64(x), top)
+		return appendArg(b, float64(x), top)
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, errors.New("NaN and infinities cannot be sent")
 		}
-		return json.Marshal(x)
+		n, _ := json.Marshal(x)
+		return append(b, n...), nil
 	case json.Number:
-		if _, err := x.Float64(); err != nil {
+		// Float64 alone would let NaN, Inf and hex forms through.
+		if x == "" || !(x[0] == '-' || x[0] >= '0' && x[0] <= '9') || !json.Valid([]byte(x)) {
 			return nil, fmt.Errorf("bad number %q", string(x))
 		}
-		return []byte(x), nil
+		return append(b, x...), nil
 	case nil:
 		return nil, errors.New("null is not a value (use a string, number or boolean)")
 	}
@@ -302,18 +325,15 @@ func argValue(v any, top bool) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("a value must be a string, number, boolean or a list of those, not %T", v)
 	}
-	var b bytes.Buffer
-	b.WriteByte('[')
+	b = append(b, '[')
 	for i, it := range items {
-		s, err := argValue(it, false)
-		if err != nil {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendArg(b, it, false); err != nil {
 			return nil, err
 		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(s)
 	}
-	b.WriteByte(']')
-	return b.Bytes(), nil
+	return append(b, ']'), nil
 }

@@ -3,10 +3,25 @@ package queue
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"testing"
 
 	"github.com/hookq/hookq/dispatch"
 )
+
+func TestEncodeArgs_Rejects(t *testing.T) {
+	for name, v := range map[string]any{
+		"NaNNumber": json.Number("NaN"), "HexNumber": json.Number("0x10"),
+		"NaN": math.NaN(), "Map": map[string]any{}, "Null": nil, "Nested": []any{[]any{}},
+		"Struct": struct{}{},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got, err := encodeArgs(map[string]any{"k": v}); err == nil {
+				t.Errorf("encodeArgs accepted %v as %s", v, got)
+			}
+		})
+	}
+}
 
 func TestEncodeArgs(t *testing.T) {
 	tests := []struct {
@@ -19,6 +34,8 @@ func TestEncodeArgs(t *testing.T) {
 		{"Kinds", map[string]any{"b": true, "f": 1.5, "n": json.Number("7")}, `{"b":true,"f":1.5,"n":7}`},
 		{"List", map[string]any{"l": []any{"a", 1, false}}, `{"l":["a",1,false]}`},
 		{"StringList", map[string]any{"l": []string{"a", "b"}}, `{"l":["a","b"]}`},
+		{"Escapes", map[string]any{"q": "a\"b<c>\n", "é": "ü"}, `{"q":"a\"b\u003cc\u003e\n","é":"ü"}`},
+		{"Ints", map[string]any{"a": int8(-3), "b": uint64(7), "c": int64(-9)}, `{"a":-3,"b":7,"c":-9}`},
 		{"NamesUrlAndMethod", map[string]any{"url": "u", "method": "m"}, `{"method":"m","url":"u"}`},
 	}
 	for _, tt := range tests {
@@ -54,8 +71,8 @@ func FuzzArgs(f *testing.F) {
 		if err != nil {
 			return // rejected at enqueue: fine, as long as it says so
 		}
-		if !json.Valid(stored) {
-			t.Fatalf("stored args are not JSON: %s", stored)
+		if want, err := json.Marshal(args); err != nil || !bytes.Equal(stored, want) {
+			t.Fatalf("stored args %s; encoding/json writes %s (%v)", stored, want, err)
 		}
 		values, err := dispatch.EncodeArgs(stored)
 		if err != nil {
