@@ -23,7 +23,7 @@ func (q *Queue) Enqueue(ctx context.Context, spec Spec) (*Task, error) {
 // EnqueueMany stores all the tasks in one commit, or none of them: if one
 // spec is invalid nothing is stored and the error names its index. The
 // returned tasks are in the order of specs; a spec whose key a kept task
-// holds yields that task.
+// holds yields that task, with Existing set.
 func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) {
 	if q.isClosed() {
 		return nil, ErrClosed
@@ -67,6 +67,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 			}
 			out[i] = t
 			if dup {
+				prev.Existing = true
 				out[i] = prev
 			}
 		}

@@ -433,8 +433,8 @@ func TestQueue_IdempotencyKey(t *testing.T) {
 	h := newHarness(t, &Options{DisableWorkers: true})
 	a := h.enqueue(t, Spec{URL: "http://h/a", Key: "order-1"})
 	b := h.enqueue(t, Spec{URL: "http://h/b", Key: "order-1"})
-	if a.ID != b.ID || b.URL != "http://h/a" {
-		t.Errorf("second enqueue = %s %s; want the first task", b.ID, b.URL)
+	if a.ID != b.ID || b.URL != "http://h/a" || a.Existing || !b.Existing {
+		t.Errorf("second enqueue = %s %s existing %v; want the first task", b.ID, b.URL, b.Existing)
 	}
 	if _, err := h.q.Cancel(context.Background(), a.ID); err != nil {
 		t.Fatal(err)

@@ -164,6 +164,10 @@ type Task struct {
 	// so an outcome never overwrites a cancel or a manual retry.
 	Rev uint32 `json:"-"`
 
+	// Existing is set on a task that an enqueue returned because its
+	// idempotency key matched, rather than stored anew. It is not stored.
+	Existing bool `json:"-"`
+
 	// AttemptBase is the attempt count when a user last retried the task:
 	// attempts after it are counted against MaxAttempts afresh.
 	AttemptBase int `json:"-"`

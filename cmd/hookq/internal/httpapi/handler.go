@@ -113,7 +113,6 @@ func (h *handler) noRoute(w http.ResponseWriter, r *http.Request) {
 
 // enqueue serves POST /v1/tasks.
 func (h *handler) enqueue(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	spec, err := decodeSpec(r.Body)
 	if err != nil {
@@ -133,10 +132,9 @@ func (h *handler) enqueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// A task created before this request began is the one an idempotency
-	// key matched: nothing new was stored.
+	// A task an idempotency key matched was not stored anew: 200.
 	status := http.StatusCreated
-	if t.CreatedAt.Before(start) {
+	if t.Existing {
 		status = http.StatusOK
 	} else {
 		w.Header().Set("Location", "/v1/tasks/"+t.ID.String())
