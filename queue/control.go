@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hookq/hookq/storage"
 )
@@ -16,25 +17,15 @@ import (
 // with ErrFinal and the task keeps its result; otherwise the task is
 // cancelled and the reply is kept only as the attempt's record.
 func (q *Queue) Cancel(ctx context.Context, id ID) (*Task, error) {
-	if q.isClosed() {
-		return nil, ErrClosed
-	}
-	var out *Task
-	err := q.store.Update(ctx, func(tx *storage.Tx) error {
-		cur, err := tx.Get(id)
-		if err != nil {
-			return err
-		}
+	out, err := q.change(ctx, id, func(cur *Task, now time.Time) (*Task, error) {
 		if cur.State.Final() {
-			return fmt.Errorf("cancel %s: %w (%s)", id, ErrFinal, cur.State)
+			return nil, fmt.Errorf("cancel %s: %w (%s)", id, ErrFinal, cur.State)
 		}
 		next := cur.Clone()
-		now := q.clock.Now().UTC()
 		next.State = storage.Cancelled
 		next.NextAttemptAt = nil
 		next.FinishedAt = &now
-		out = next
-		return tx.Replace(cur, next)
+		return next, nil
 	})
 	if err != nil {
 		return nil, err
@@ -58,6 +49,30 @@ func (q *Queue) Cancel(ctx context.Context, id ID) (*Task, error) {
 // count goes on from where it was, with a fresh allowance of MaxAttempts.
 // It fails with ErrNotFinal for a task that has not finished.
 func (q *Queue) Retry(ctx context.Context, id ID) (*Task, error) {
+	out, err := q.change(ctx, id, func(cur *Task, now time.Time) (*Task, error) {
+		if !cur.State.Final() {
+			return nil, fmt.Errorf("retry %s: %w (%s)", id, ErrNotFinal, cur.State)
+		}
+		next := cur.Clone()
+		next.State = storage.Pending
+		next.NextAttemptAt = &now
+		next.FinishedAt = nil
+		next.Result = nil
+		next.Error = nil
+		next.AttemptBase = cur.Attempts
+		next.RetriedAt = &now
+		return next, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	q.reschedule(out.NextAttemptAt)
+	return out, nil
+}
+
+// change applies a user's change to one task in one commit: edit returns
+// the task as it should be, or an error to leave it as it is.
+func (q *Queue) change(ctx context.Context, id ID, edit func(cur *Task, now time.Time) (*Task, error)) (*Task, error) {
 	if q.isClosed() {
 		return nil, ErrClosed
 	}
@@ -67,24 +82,15 @@ func (q *Queue) Retry(ctx context.Context, id ID) (*Task, error) {
 		if err != nil {
 			return err
 		}
-		if !cur.State.Final() {
-			return fmt.Errorf("retry %s: %w (%s)", id, ErrNotFinal, cur.State)
+		next, err := edit(cur, q.clock.Now().UTC())
+		if err != nil {
+			return err
 		}
-		next := cur.Clone()
-		now := q.clock.Now().UTC()
-		next.State = storage.Pending
-		next.NextAttemptAt = &now
-		next.FinishedAt = nil
-		next.Result = nil
-		next.Error = nil
-		next.AttemptBase = cur.Attempts
-		next.RetriedAt = &now
 		out = next
 		return tx.Replace(cur, next)
 	})
 	if err != nil {
 		return nil, err
 	}
-	q.reschedule(out.NextAttemptAt)
 	return out, nil
 }

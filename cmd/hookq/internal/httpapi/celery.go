@@ -57,13 +57,8 @@ type CeleryDone struct {
 
 // celeryStatus serves GET /{id}/status, Celery's task status view.
 func (h *handler) celeryStatus(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
+	t, ok := h.onTask(w, r, h.q.Get)
 	if !ok {
-		return
-	}
-	t, err := h.q.Get(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
 		return
 	}
 
@@ -83,13 +78,8 @@ func (h *handler) celeryStatus(w http.ResponseWriter, r *http.Request) {
 
 // celeryDone serves GET /{id}/done, Celery's "is it executed" view.
 func (h *handler) celeryDone(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
+	t, ok := h.onTask(w, r, h.q.Get)
 	if !ok {
-		return
-	}
-	t, err := h.q.Get(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
 		return
 	}
 	var out CeleryDone

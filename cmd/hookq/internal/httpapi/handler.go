@@ -165,18 +165,28 @@ func decodeSpec(body io.Reader) (queue.Spec, error) {
 	return spec, nil
 }
 
-// get serves GET /v1/tasks/{id}.
-func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+// onTask runs op on the task named by the request's path and returns its
+// result; on a bad ID or an error it answers the request itself and
+// returns false.
+func (h *handler) onTask(w http.ResponseWriter, r *http.Request,
+	op func(context.Context, queue.ID) (*queue.Task, error)) (*queue.Task, bool) {
 	id, ok := pathID(w, r)
 	if !ok {
-		return
+		return nil, false
 	}
-	t, err := h.q.Get(r.Context(), id)
+	t, err := op(r.Context(), id)
 	if err != nil {
 		h.fail(w, r, err)
-		return
+		return nil, false
 	}
-	writeJSON(w, http.StatusOK, t)
+	return t, true
+}
+
+// get serves GET /v1/tasks/{id}.
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	if t, ok := h.onTask(w, r, h.q.Get); ok {
+		writeJSON(w, http.StatusOK, t)
+	}
 }
 
 // list serves GET /v1/tasks?state=S&limit=N&before=ID.
@@ -273,30 +283,16 @@ func (h *handler) wait(w http.ResponseWriter, r *http.Request) {
 
 // retry serves POST /v1/tasks/{id}/retry.
 func (h *handler) retry(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
+	if t, ok := h.onTask(w, r, h.q.Retry); ok {
+		writeJSON(w, http.StatusOK, t)
 	}
-	t, err := h.q.Retry(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, t)
 }
 
 // cancel serves POST /v1/tasks/{id}/cancel.
 func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
+	if t, ok := h.onTask(w, r, h.q.Cancel); ok {
+		writeJSON(w, http.StatusOK, t)
 	}
-	t, err := h.q.Cancel(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, t)
 }
 
 // stats serves GET /v1/stats.
