@@ -2,6 +2,7 @@ package queue
 
 import (
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -53,6 +54,25 @@ func (c *fakeClock) Advance(d time.Duration) {
 		t.ch <- c.now
 	}
 	c.timers = kept
+}
+
+// waitForTimer blocks until at least one timer is pending, or fails the
+// test after 10s.
+func (c *fakeClock) waitForTimer(t testing.TB) {
+	t.Helper()
+	for {
+		c.mu.Lock()
+		n := len(c.timers)
+		c.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		select {
+		case <-c.added:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no timer was made within 10s")
+		}
+	}
 }
 
 // Set moves the clock to t, which must not be before its current time.

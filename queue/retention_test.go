@@ -85,17 +85,10 @@ func TestQueue_SweepRunsInTheBackground(t *testing.T) {
 	h.wait(t, task.ID)
 
 	// The sweeper sweeps at once, then sleeps a tenth of the retention
-	// on the clock: each time it has made its timer, move the clock past
-	// it, until a sweep has taken the task.
-	receive := func(ch <-chan struct{}) {
-		select {
-		case <-ch:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the sweeper did not go to sleep")
-		}
-	}
+	// on the clock (the only timer of an idle queue): each time it sleeps,
+	// move the clock past its timer, until a sweep has taken the task.
 	for deleted := 0; deleted == 0; {
-		receive(clock.added)
+		clock.waitForTimer(t)
 		clock.Advance(10 * time.Second)
 		select {
 		case deleted = <-h.sweeps:
