@@ -333,8 +333,8 @@ func TestDispatcher_Do_Signature(t *testing.T) {
 			func(s seen) string { return s.Body }},
 		{"JSONSignsBody", Request{Method: "PUT", URL: "/j", JSON: []byte(`{"k": "v"}`)},
 			func(s seen) string { return s.Body }},
-		{"EmptyPOSTSignsTarget", Request{Method: "POST", URL: "/e?q=1"},
-			func(s seen) string { return s.RequestURI }},
+		{"EmptyPOSTSignsEmptyBody", Request{Method: "POST", URL: "/e?q=1"},
+			func(s seen) string { return s.Body }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,13 +25,13 @@
 // With signing secrets, webhook-signature carries "v1,<base64>" per
 // secret, separated by spaces: the HMAC-SHA256 of "{id}.{timestamp}.{payload}"
 // keyed by the base64-decoded part of "whsec_<base64>", as Standard Webhooks
-// specifies. The payload is the exact body sent. A request without a body
-// (GET, HEAD, or another method with no arguments) has no payload of its
-// own, so it signs its request target as sent on the request line: the path
-// and query, such as "/multiply?x=10&y=10". A receiver verifies it with any
-// Standard Webhooks library by passing the raw request target (in Go,
-// r.RequestURI) as the payload when the body is empty. A redirect of a
-// bodiless request is signed again for its new target.
+// specifies. For POST, PUT, PATCH, DELETE and OPTIONS the payload is the
+// exact body sent, empty or not. GET and HEAD never carry a body: their
+// arguments are in the query, so they sign their request target as sent on
+// the request line, the path and query, such as "/multiply?x=10&y=10". A
+// receiver verifies those with any Standard Webhooks library by passing the
+// raw request target (in Go, r.RequestURI) as the payload. A redirected GET
+// or HEAD is signed again for its new target.
 //
 // # Reply
 //

@@ -52,9 +52,9 @@ func (d *Dispatcher) checkRedirect(req *http.Request, via []*http.Request) error
 		req.Header.Del("Referer")
 	}
 
-	// Without a body the signature covers the request target, which has
+	// A GET or HEAD signature covers the request target, which has
 	// changed: sign the new one, with the same ID and timestamp.
-	if len(d.keys) > 0 && req.ContentLength == 0 {
+	if len(d.keys) > 0 && signsTarget(req.Method) {
 		id := req.Header.Get(headerWebhookID)
 		secs, err := strconv.ParseInt(req.Header.Get(headerWebhookTimestamp), 10, 64)
 		if err != nil {

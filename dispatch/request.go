@@ -146,14 +146,19 @@ func (d *Dispatcher) newRequest(ctx context.Context, r *Request) (*http.Request,
 	return req, nil
 }
 
-// signedPayload is what the signature covers: the body as sent, or, for a
-// request without one, its target as sent (path and query).
+// signedPayload is what the signature covers: for GET and HEAD, which never
+// carry a body, the request target as sent (path and query); for the other
+// methods the body as sent, empty or not, as Standard Webhooks says.
 func signedPayload(req *http.Request, body []byte) []byte {
-	if len(body) > 0 {
-		return body
+	if signsTarget(req.Method) {
+		return []byte(req.URL.RequestURI())
 	}
-	return []byte(req.URL.RequestURI())
+	return body
 }
+
+// signsTarget reports whether requests of method sign their target rather
+// than their body.
+func signsTarget(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
 // mergeQuery merges args into the raw query of a URL. The query's own
 // parameters are kept as written, in their order, except those whose key

@@ -83,11 +83,16 @@ func (q *Queue) Attempts(ctx context.Context, id ID) ([]Attempt, error) {
 	return out, err
 }
 
+// maxListLimit bounds one page of List.
+const maxListLimit = 1000
+
 // ListOptions select the tasks List returns.
 type ListOptions struct {
 	// State keeps only tasks in this state; zero means all states.
 	State State
-	// Limit bounds the number of tasks. Zero means 100; at most 10,000.
+	// Limit bounds the number of tasks. Zero means 100; at most 1,000,
+	// since a page is held in memory whole (a task may carry a 1 MiB body
+	// and result).
 	Limit int
 	// Before lists the tasks older than this ID, for paging: pass the ID
 	// of the last task of the previous page. Nil starts at the newest.
@@ -103,7 +108,7 @@ func (q *Queue) List(ctx context.Context, opts ListOptions) ([]*Task, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	limit = min(limit, 10000)
+	limit = min(limit, maxListLimit)
 	if opts.State == storage.Active {
 		return q.listActive(opts.Before, limit)
 	}

@@ -65,6 +65,9 @@ var (
 	ErrFinal = errors.New("task is already final")
 	// ErrNotFinal reports a Retry of a task that has not finished.
 	ErrNotFinal = errors.New("task is not final")
+	// ErrKeyHeld reports a Retry of a cancelled task whose idempotency key
+	// another task took meanwhile; cancel that task first.
+	ErrKeyHeld = storage.ErrKeyHeld
 )
 
 // ParseID parses the text form of a task ID.
@@ -76,7 +79,8 @@ func ParseState(s string) (State, error) { return storage.ParseState(s) }
 // Options configure a queue. A nil *Options means all defaults; each zero
 // field means its default.
 type Options struct {
-	// Workers is the number of concurrent attempts. Defaults to 128.
+	// Workers is the number of concurrent attempts, at most 10,000.
+	// Defaults to 128.
 	Workers int
 	// PerHost bounds the attempts in flight to one host (host:port), so one
 	// slow endpoint cannot take every worker. Zero means no limit.
@@ -134,6 +138,7 @@ func (o *Options) withDefaults() Options {
 		c = *o
 	}
 	setDefault(&c.Workers, 128)
+	c.Workers = min(c.Workers, maxWorkers)
 	setDefault(&c.MaxAttempts, 10)
 	setDefault(&c.Timeout, 15*time.Second)
 	setDefault(&c.BackoffBase, time.Second)
@@ -160,6 +165,10 @@ func setDefault[T int | time.Duration](v *T, d T) {
 		*v = d
 	}
 }
+
+// maxWorkers bounds Options.Workers: each worker is a goroutine with a
+// connection, and far more than this only queues requests in the kernel.
+const maxWorkers = 10000
 
 // Queue is an open queue. It is safe for concurrent use.
 type Queue struct {

@@ -410,6 +410,11 @@ func TestQueue_Invalid(t *testing.T) {
 		"JSONOnGET":     {URL: "http://h/", Method: "GET", JSON: json.RawMessage(`{}`)},
 		"BadProtocol":   {URL: "http://h/", Protocol: "soap"},
 		"NegAttempts":   {URL: "http://h/", MaxAttempts: -1},
+		"BadPort":       {URL: "http://127.0.0.1:99999/x"},
+		"HeaderCtrl":    {URL: "http://h/", Headers: map[string]string{"X-A": "a\x1bb"}},
+		"HeaderDEL":     {URL: "http://h/", Headers: map[string]string{"X-A": "a\x7fb"}},
+		"HeaderTwice":   {URL: "http://h/", Headers: map[string]string{"x-a": "1", "X-A": "2"}},
+		"RunAtTooLate":  {URL: "http://h/", RunAt: ptr(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))},
 	}
 	for name, spec := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -439,9 +444,29 @@ func TestQueue_IdempotencyKey(t *testing.T) {
 	if _, err := h.q.Cancel(context.Background(), a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if c := h.enqueue(t, Spec{URL: "http://h/c", Key: "order-1"}); c.ID == a.ID {
+	c := h.enqueue(t, Spec{URL: "http://h/c", Key: "order-1"})
+	if c.ID == a.ID {
 		t.Error("key still held after cancel")
 	}
+
+	// Retrying the cancelled task would give the key two live holders.
+	if _, err := h.q.Retry(context.Background(), a.ID); !errors.Is(err, ErrKeyHeld) {
+		t.Errorf("Retry of a task whose key was taken = %v; want ErrKeyHeld", err)
+	}
+	if got, _ := h.q.Get(context.Background(), a.ID); got.State != Cancelled {
+		t.Errorf("refused retry left the task %s", got.State)
+	}
+	checkStore(t, h.q)
+	if _, err := h.q.Cancel(context.Background(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.q.Retry(context.Background(), a.ID); err != nil {
+		t.Errorf("Retry once the key is free = %v", err)
+	}
+	if d := h.enqueue(t, Spec{URL: "http://h/d", Key: "order-1"}); d.ID != a.ID {
+		t.Errorf("key not held by the retried task: got %s", d.ID)
+	}
+	checkStore(t, h.q)
 }
 
 func TestQueue_RestartRunsWhatWasLeft(t *testing.T) {

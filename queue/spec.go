@@ -158,11 +158,19 @@ func (q *Queue) newTask(spec *Spec) (*storage.Task, error) {
 		t.Key = &k
 	}
 	if spec.RunAt != nil {
+		// Times are stored in int64 nanoseconds since 1970; past 2262
+		// they would wrap into the past and run at once.
 		at := spec.RunAt.UTC()
+		if at.After(maxRunAt) {
+			return nil, invalid("run_at %s is after %s", at.Format(time.RFC3339), maxRunAt.Format(time.RFC3339))
+		}
 		t.RunAt = &at
 	}
 	return t, nil
 }
+
+// maxRunAt is the latest run time a task may ask for.
+var maxRunAt = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func checkURL(raw string) error {
 	if raw == "" {
@@ -181,6 +189,11 @@ func checkURL(raw string) error {
 	if u.Hostname() == "" {
 		return invalid("url %q has no host", storage.RedactURL(raw))
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return invalid("url port %q is not a number from 1 to 65535", p)
+		}
+	}
 	if strings.ContainsAny(raw, "\r\n\x00 ") {
 		return invalid("url contains a space or control character")
 	}
@@ -189,6 +202,7 @@ func checkURL(raw string) error {
 
 func checkHeaders(h map[string]string) error {
 	size := 0
+	seen := make(map[string]string, len(h))
 	for k, v := range h {
 		if k == "" || !isToken(k) {
 			return invalid("header name %q is not a valid HTTP token", k)
@@ -197,8 +211,15 @@ func checkHeaders(h map[string]string) error {
 		if protectedHeaders[lk] || strings.HasPrefix(lk, "webhook-") {
 			return invalid("header %s is set by hookq and cannot be overridden", k)
 		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return invalid("header %s contains CR, LF or NUL", k)
+		if other, dup := seen[lk]; dup {
+			return invalid("headers %s and %s are the same header", other, k)
+		}
+		seen[lk] = k
+		for _, c := range []byte(v) {
+			// Tab is the only control character a header value may hold.
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				return invalid("header %s contains the control character %q", k, c)
+			}
 		}
 		size += len(k) + len(v)
 	}

@@ -35,6 +35,9 @@ var (
 	ErrLocked = errors.New("store is in use by another hookq process")
 	// ErrReadOnly reports a write to a store opened read-only.
 	ErrReadOnly = errors.New("store is open read-only")
+	// ErrKeyHeld reports that a task cannot take back its idempotency key
+	// because another task holds it now.
+	ErrKeyHeld = errors.New("idempotency key is held by another task")
 )
 
 // schemaVersion is written to the meta bucket of a new file. A file with a

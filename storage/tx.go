@@ -216,13 +216,14 @@ func (t *Tx) indexKey(prev, next *Task) error {
 			}
 		}
 	case !holdsKey(prev) && holdsKey(next):
-		// A retried task takes its key back only if no other task took it
-		// in the meantime.
+		// A retried task takes its key back, unless another task took it
+		// in the meantime: two live tasks cannot hold one key.
 		k := []byte(*next.Key)
-		if v := t.keys.Get(k); v == nil {
-			if err := t.keys.Put(k, next.ID[:]); err != nil {
-				return fmt.Errorf("claim key: %w", err)
-			}
+		if v := t.keys.Get(k); v != nil && ID(v) != next.ID {
+			return fmt.Errorf("%w: key %q is held by task %s", ErrKeyHeld, *next.Key, ID(v))
+		}
+		if err := t.keys.Put(k, next.ID[:]); err != nil {
+			return fmt.Errorf("claim key: %w", err)
 		}
 	}
 	return nil

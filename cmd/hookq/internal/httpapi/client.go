@@ -53,7 +53,7 @@ func NewUnixClient(path string) *Client {
 		IdleConnTimeout: 30 * time.Second,
 	}
 	// The host is a placeholder: every connection goes to the socket.
-	return &Client{base: "http://hookq", hc: &http.Client{Transport: tr}}
+	return &Client{base: "http://" + SocketHost, hc: &http.Client{Transport: tr}}
 }
 
 // Close releases the client's idle connections. It always returns nil.

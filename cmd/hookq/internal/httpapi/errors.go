@@ -16,6 +16,8 @@ const (
 	CodeNotFound = "not_found" // no such task or route (404)
 	CodeFinal    = "final"     // the task has already finished (409)
 	CodeNotFinal = "not_final" // the task has not finished (409)
+	CodeKeyHeld  = "key_held"  // another task holds the idempotency key (409)
+	CodeForeign  = "forbidden" // a cross-site or wrongly addressed request (403)
 	CodeTooLarge = "too_large" // the request body is over the limit (413)
 	CodeClosed   = "closed"    // the queue is closing or closed (503)
 	CodeInternal = "internal"  // anything else (500)
@@ -40,6 +42,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, CodeFinal
 	case errors.Is(err, queue.ErrNotFinal):
 		return http.StatusConflict, CodeNotFinal
+	case errors.Is(err, queue.ErrKeyHeld):
+		return http.StatusConflict, CodeKeyHeld
 	case errors.Is(err, queue.ErrClosed), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, CodeClosed
 	default:
@@ -74,6 +78,8 @@ func (e *Error) Unwrap() error {
 		return queue.ErrFinal
 	case CodeNotFinal:
 		return queue.ErrNotFinal
+	case CodeKeyHeld:
+		return queue.ErrKeyHeld
 	case CodeClosed:
 		return queue.ErrClosed
 	case "":

@@ -11,8 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookq/hookq/queue"
@@ -32,8 +36,11 @@ const (
 	// DefaultListLimit is the page size of GET /v1/tasks without a limit.
 	DefaultListLimit = 100
 	// MaxListLimit bounds the limit of GET /v1/tasks.
-	MaxListLimit = 10000
+	MaxListLimit = 1000
 )
+
+// SocketHost is the host name the Client uses over hookq's unix socket.
+const SocketHost = "hookq"
 
 // Log attribute keys.
 const (
@@ -46,20 +53,29 @@ const (
 
 // handler serves one queue.
 type handler struct {
-	q   *queue.Queue
-	log *slog.Logger
-	mux *http.ServeMux
+	q    *queue.Queue
+	log  *slog.Logger
+	mux  *http.ServeMux
+	csrf *http.CrossOriginProtection
 }
 
 // NewHandler returns the HTTP API of q. It logs each request at Debug and
 // each server-side failure at Error on logger; a nil logger logs nothing.
+//
+// The API has no authentication: it is meant for a loopback listener or a
+// unix socket. Against web pages reaching it through a browser on the same
+// host, it refuses cross-site requests that change state, requires a JSON
+// content type to enqueue (which a page cannot send across sites without
+// the server's consent), and answers only requests addressed to an IP
+// address, localhost or hookq's socket, so a DNS name rebound to a
+// loopback address gets nothing.
 // The handler is safe for concurrent use. Long polls end when the request's
 // context does, so a server should cancel its base context on shutdown.
 func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{q: q, log: logger, mux: http.NewServeMux()}
+	h := &handler{q: q, log: logger, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
 	h.mux.HandleFunc("POST /v1/tasks", h.enqueue)
 	h.mux.HandleFunc("GET /v1/tasks", h.list)
 	h.mux.HandleFunc("GET /v1/tasks/{id}", h.get)
@@ -79,7 +95,9 @@ func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	if _, pattern := h.mux.Handler(r); pattern == "" {
+	if err := h.foreign(r); err != nil {
+		writeError(sw, http.StatusForbidden, CodeForeign, err.Error())
+	} else if _, pattern := h.mux.Handler(r); pattern == "" {
 		h.noRoute(sw, r)
 	} else {
 		h.mux.ServeHTTP(sw, r)
@@ -87,6 +105,28 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.log.Debug("http request", slog.String(keyMethod, r.Method),
 		slog.String(keyPath, r.URL.Path), slog.Int(keyStatus, sw.status),
 		slog.Duration(keyDuration, time.Since(start)))
+}
+
+// foreign returns an error for a request that a web page, rather than a
+// program, may have sent: a cross-site request that changes state, or one
+// addressed to a host name other than localhost (DNS rebinding).
+func (h *handler) foreign(r *http.Request) error {
+	host := r.Host
+	if hp, _, err := net.SplitHostPort(host); err == nil {
+		host = hp
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	_, isIP := netip.ParseAddr(host)
+	switch {
+	case isIP == nil, host == "localhost", strings.HasSuffix(host, ".localhost"),
+		host == SocketHost:
+	default:
+		return fmt.Errorf("requests must be addressed to an IP address or localhost, not %q", r.Host)
+	}
+	if err := h.csrf.Check(r); err != nil {
+		return fmt.Errorf("cross-site request refused: %w", err)
+	}
+	return nil
 }
 
 // noRoute answers a request that matches no route: 404, or 405 with Allow
@@ -113,6 +153,11 @@ func (h *handler) noRoute(w http.ResponseWriter, r *http.Request) {
 
 // enqueue serves POST /v1/tasks.
 func (h *handler) enqueue(w http.ResponseWriter, r *http.Request) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, CodeInvalid,
+			"a task is sent as JSON: set Content-Type: application/json")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	spec, err := decodeSpec(r.Body)
 	if err != nil {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -366,4 +367,42 @@ func TestHandler_NoRoute(t *testing.T) {
 
 	status, data = b.call(t, "DELETE", "/v1/tasks/01ARZ3NDEKTSV4RRFFQ69G5FAV", "")
 	wantError(t, status, data, http.StatusMethodNotAllowed, codeMethod)
+}
+
+func TestHandler_RefusesBrowserRequests(t *testing.T) {
+	b := setup(t)
+	task := `{"url":"http://127.0.0.1:9/x"}`
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		header http.Header
+		want   int
+	}{
+		{"TextPlainPost", "POST", "/v1/tasks", task,
+			http.Header{"Content-Type": {"text/plain;charset=UTF-8"}}, http.StatusUnsupportedMediaType},
+		{"FormPost", "POST", "/v1/tasks", task,
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, http.StatusUnsupportedMediaType},
+		{"CrossSitePost", "POST", "/v1/tasks", task,
+			http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"ForeignOriginPost", "POST", "/v1/tasks", task,
+			http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
+		{"ReboundHostRead", "GET", "/v1/tasks", "",
+			http.Header{"Host": {"attacker.example:7700"}}, http.StatusForbidden},
+		{"LocalhostRead", "GET", "/v1/tasks", "",
+			http.Header{"Host": {"localhost:7700"}}, http.StatusOK},
+		{"IPv6Read", "GET", "/v1/tasks", "",
+			http.Header{"Host": {"[::1]:7700"}}, http.StatusOK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if code, body := b.callWith(t, c.method, c.path, c.body, c.header); code != c.want {
+				t.Errorf("%s %s = %d %s; want %d", c.method, c.path, code, body, c.want)
+			}
+		})
+	}
+	if got, _ := b.q.List(context.Background(), queue.ListOptions{}); len(got) != 0 {
+		t.Errorf("refused requests stored %d tasks", len(got))
+	}
 }

@@ -40,8 +40,16 @@ func setup(t *testing.T) *bundle {
 	return &bundle{q: q, api: api}
 }
 
-// call sends one request to the API and returns the status and body.
+// call sends one request to the API (a POST as JSON) and returns the
+// status and body.
 func (b *bundle) call(t *testing.T, method, path, body string) (int, []byte) {
+	t.Helper()
+	return b.callWith(t, method, path, body, nil)
+}
+
+// callWith is call with extra request headers (which override the JSON
+// content type).
+func (b *bundle) callWith(t *testing.T, method, path, body string, header http.Header) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -50,6 +58,15 @@ func (b *bundle) call(t *testing.T, method, path, body string) (int, []byte) {
 	req, err := http.NewRequest(method, b.api.URL+path, rd)
 	if err != nil {
 		t.Fatalf("new request: %v", err)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if h := header.Get("Host"); h != "" {
+		req.Host = h
 	}
 	resp, err := b.api.Client().Do(req)
 	if err != nil {
