@@ -83,8 +83,8 @@ func (q *Queue) Attempts(ctx context.Context, id ID) ([]Attempt, error) {
 	return out, err
 }
 
-// maxListLimit bounds one page of List.
-const maxListLimit = 1000
+// MaxListLimit bounds one page of List.
+const MaxListLimit = 1000
 
 // ListOptions select the tasks List returns.
 type ListOptions struct {
@@ -108,7 +108,7 @@ func (q *Queue) List(ctx context.Context, opts ListOptions) ([]*Task, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	limit = min(limit, maxListLimit)
+	limit = min(limit, MaxListLimit)
 	if opts.State == storage.Active {
 		return q.listActive(opts.Before, limit)
 	}

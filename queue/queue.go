@@ -137,8 +137,8 @@ func (o *Options) withDefaults() Options {
 	if o != nil {
 		c = *o
 	}
-	setDefault(&c.Workers, 128)
-	c.Workers = min(c.Workers, maxWorkers)
+	setDefault(&c.Workers, DefaultWorkers)
+	c.Workers = min(c.Workers, MaxWorkers)
 	setDefault(&c.MaxAttempts, 10)
 	setDefault(&c.Timeout, 15*time.Second)
 	setDefault(&c.BackoffBase, time.Second)
@@ -166,9 +166,14 @@ func setDefault[T int | time.Duration](v *T, d T) {
 	}
 }
 
-// maxWorkers bounds Options.Workers: each worker is a goroutine with a
-// connection, and far more than this only queues requests in the kernel.
-const maxWorkers = 10000
+// Limits of the options.
+const (
+	// MaxWorkers bounds Options.Workers: each worker is a goroutine with a
+	// connection, and far more only queues requests in the kernel.
+	MaxWorkers = 10000
+	// DefaultWorkers is the number of workers when Options sets none.
+	DefaultWorkers = 128
+)
 
 // Queue is an open queue. It is safe for concurrent use.
 type Queue struct {

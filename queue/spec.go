@@ -52,14 +52,20 @@ type Spec struct {
 	Key string `json:"key,omitempty"`
 }
 
+// Limits of a task.
+const (
+	// MaxTaskAttempts bounds Spec.MaxAttempts.
+	MaxTaskAttempts = 1000
+	// MaxTaskTimeout bounds Spec.Timeout.
+	MaxTaskTimeout = time.Hour
+)
+
 // Limits on what one task may carry, so one record stays small.
 const (
-	maxURLLen     = 8 << 10
-	maxKeyLen     = 256
-	maxBodyLen    = 1 << 20
-	maxHeaderLen  = 16 << 10
-	maxAttempts   = 1000
-	maxTaskTimout = time.Hour
+	maxURLLen    = 8 << 10
+	maxKeyLen    = 256
+	maxBodyLen   = 1 << 20
+	maxHeaderLen = 16 << 10
 )
 
 var methods = map[string]bool{
@@ -139,14 +145,14 @@ func (q *Queue) newTask(spec *Spec) (*storage.Task, error) {
 		return nil, invalid("protocol %q is not celery or plain", t.Protocol)
 	}
 	switch {
-	case t.MaxAttempts < 0 || t.MaxAttempts > maxAttempts:
-		return nil, invalid("max_attempts %d is not between 1 and %d", t.MaxAttempts, maxAttempts)
+	case t.MaxAttempts < 0 || t.MaxAttempts > MaxTaskAttempts:
+		return nil, invalid("max_attempts %d is not between 1 and %d", t.MaxAttempts, MaxTaskAttempts)
 	case t.MaxAttempts == 0:
 		t.MaxAttempts = q.opts.MaxAttempts
 	}
 	switch {
-	case t.Timeout < 0 || time.Duration(t.Timeout) > maxTaskTimout:
-		return nil, invalid("timeout %s is not between 0 and %s", time.Duration(t.Timeout), maxTaskTimout)
+	case t.Timeout < 0 || time.Duration(t.Timeout) > MaxTaskTimeout:
+		return nil, invalid("timeout %s is not between 0 and %s", time.Duration(t.Timeout), MaxTaskTimeout)
 	case t.Timeout == 0:
 		t.Timeout = storage.Duration(q.opts.Timeout)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -60,13 +61,14 @@ Without a running server the task is stored directly, and runs when
 	fl.StringVar(&f.json, "json", "",
 		"JSON body to send; @FILE reads a file, - or @- standard input")
 	fl.StringArrayVarP(&f.headers, "header", "H", nil,
-		`extra request header "Name: value" (repeatable)`)
+		`extra request header "Name: value" (repeatable, once per name)`)
 	fl.DurationVar(&f.in, "in", 0, "run the first attempt after this long")
 	fl.StringVar(&f.at, "at", "",
 		"run the first attempt at this time (RFC 3339, such as 2030-01-02T15:04:05Z)")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0,
-		"attempts before giving up; 1 means no retry (default: the queue's)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "deadline of each attempt (default: the queue's)")
+		"attempts before giving up, up to 1000; 1 means no retry (default: the queue's)")
+	fl.DurationVar(&f.timeout, "timeout", 0,
+		"deadline of each attempt, up to 1h (default: the queue's)")
 	fl.StringVar(&f.key, "key", "",
 		"idempotency key: while a task with it is kept, add returns that task")
 	fl.StringVar(&f.protocol, "protocol", "", "how the reply is read: celery (default) or plain")
@@ -94,8 +96,16 @@ func (a *app) add(cmd *cobra.Command, args []string, f *addFlags) error {
 	if cerr := api.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
+	if errors.Is(err, errNoAnswer) {
+		return fmt.Errorf("%w; the task may have been added all the same "+
+			"(with --key, adding it again is safe)", err)
+	}
 	if err != nil {
 		return err
+	}
+	if t.Existing { // an idempotency key matched a kept task
+		fmt.Fprintf(stderr, "hookq: key %s matched existing task %s; nothing added\n",
+			printable(spec.Key), t.ID)
 	}
 	if !f.wait {
 		_, err := fmt.Fprintln(cmd.OutOrStdout(), t.ID)
@@ -109,6 +119,12 @@ func (a *app) add(cmd *cobra.Command, args []string, f *addFlags) error {
 	}
 	return printOutcome(cmd.OutOrStdout(), t)
 }
+
+// Limits of a task's flags, the same as the queue's limits on a task.
+const (
+	maxTaskAttempts = queue.MaxTaskAttempts
+	maxTaskTimeout  = queue.MaxTaskTimeout
+)
 
 // spec builds the task from the command line.
 func (f *addFlags) spec(args []string, stdin io.Reader) (queue.Spec, error) {
@@ -135,10 +151,12 @@ func (f *addFlags) spec(args []string, stdin io.Reader) (queue.Spec, error) {
 
 	// When to run.
 	switch {
-	case f.maxAttempts < 0:
-		return spec, usagef("--max-attempts %d is negative", f.maxAttempts)
-	case f.timeout < 0:
-		return spec, usagef("--timeout %s is negative", f.timeout)
+	case f.maxAttempts < 0 || f.maxAttempts > maxTaskAttempts:
+		return spec, usagef("--max-attempts %d is out of range: 1 to %d, or 0 for the default",
+			f.maxAttempts, maxTaskAttempts)
+	case f.timeout < 0 || f.timeout > maxTaskTimeout:
+		return spec, usagef("--timeout %s is out of range: up to %s, or 0 for the default",
+			f.timeout, maxTaskTimeout)
 	case f.waitTimeout < 0:
 		return spec, usagef("--wait-timeout %s is negative", f.waitTimeout)
 	case f.in < 0:
@@ -190,19 +208,24 @@ func parseArgs(kvs []string) (map[string]any, error) {
 	return args, nil
 }
 
-// parseHeaders turns "Name: value" flags into headers; a later one with the
-// same name wins.
+// parseHeaders turns "Name: value" flags into headers. A name given twice,
+// in any case, is a usage error: a task sends one value per header.
 func parseHeaders(hs []string) (map[string]string, error) {
 	if len(hs) == 0 {
 		return nil, nil
 	}
 	out := make(map[string]string, len(hs))
+	seen := make(map[string]bool, len(hs)) // lower-cased names
 	for _, h := range hs {
 		k, v, ok := strings.Cut(h, ":")
 		k = strings.TrimSpace(k)
 		if !ok || k == "" {
 			return nil, usagef("--header %q is not \"Name: value\"", h)
 		}
+		if seen[strings.ToLower(k)] {
+			return nil, usagef("--header %q is given more than once", k)
+		}
+		seen[strings.ToLower(k)] = true
 		out[k] = strings.TrimSpace(v)
 	}
 	return out, nil

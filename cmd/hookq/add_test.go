@@ -45,17 +45,17 @@ func TestParseArgs(t *testing.T) {
 }
 
 func TestParseHeaders(t *testing.T) {
-	got, err := parseHeaders([]string{"X-A: 1", "X-B:two: three ", "X-A:  4"})
+	got, err := parseHeaders([]string{"X-A: 1", "X-B:two: three ", "X-C:  4"})
 	if err != nil {
 		t.Fatalf("parseHeaders: %v", err)
 	}
 	b, _ := json.Marshal(got)
-	if want := `{"X-A":"4","X-B":"two: three"}`; string(b) != want {
+	if want := `{"X-A":"1","X-B":"two: three","X-C":"4"}`; string(b) != want {
 		t.Errorf("parseHeaders = %s; want %s", b, want)
 	}
-	for _, bad := range []string{"nocolon", ": value"} {
-		if _, err := parseHeaders([]string{bad}); err == nil {
-			t.Errorf("parseHeaders(%q) succeeded; want an error", bad)
+	for _, bad := range [][]string{{"nocolon"}, {": value"}, {"X-A: 1", "x-a: 2"}} {
+		if _, err := parseHeaders(bad); err == nil || !isUsage(err) {
+			t.Errorf("parseHeaders(%q) = %v; want a usage error", bad, err)
 		}
 	}
 }

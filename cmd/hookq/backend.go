@@ -38,12 +38,14 @@ const (
 	writeAccess               // enqueue, retry, cancel: opened without workers
 )
 
-// Lock timeouts of a direct open. A server holds the lock for as long as it
-// runs, so waiting long gains nothing; a direct write by another command
-// holds it for milliseconds.
+// Lock timeouts of a direct open. A running server answers on its socket,
+// so a direct open waits only for other commands, which hold the lock for
+// milliseconds each, and for a server that is starting or stopping. Writes
+// wait longer so that a burst of "hookq add" from scripts queues up rather
+// than fails.
 const (
 	readLockTimeout  = time.Second
-	writeLockTimeout = 2 * time.Second
+	writeLockTimeout = 5 * time.Second
 	dialTimeout      = time.Second
 )
 
@@ -55,7 +57,8 @@ func (a *app) connect(acc access, stderr io.Writer) (taskAPI, error) {
 	}
 	q, err := a.openStore(acc, stderr, 0)
 	if errors.Is(err, queue.ErrLocked) {
-		// A server may have started meanwhile: its socket follows its lock.
+		// A server may have started meanwhile: it listens on its socket
+		// before it takes the lock.
 		if c := a.dialServer(); c != nil {
 			return c, nil
 		}
@@ -69,13 +72,22 @@ func (a *app) connect(acc access, stderr io.Writer) (taskAPI, error) {
 // dialServer returns a client of the server listening on the data
 // directory's socket, or nil if none answers there. A socket file left by
 // a killed server refuses connections, so it counts as none.
-func (a *app) dialServer() *httpapi.Client {
-	conn, err := net.DialTimeout("unix", a.socketPath(), dialTimeout)
-	if err != nil {
+func (a *app) dialServer() *serverClient {
+	if !socketAnswers(a.socketPath()) {
 		return nil
 	}
+	return &serverClient{c: httpapi.NewUnixClient(a.socketPath()), socket: a.socketPath()}
+}
+
+// socketAnswers reports whether a process accepts connections on the unix
+// socket at path.
+func socketAnswers(path string) bool {
+	conn, err := net.DialTimeout("unix", path, dialTimeout)
+	if err != nil {
+		return false
+	}
 	conn.Close()
-	return httpapi.NewUnixClient(a.socketPath())
+	return true
 }
 
 // openStore opens the store directly: read-only for readAccess (and then
@@ -109,8 +121,8 @@ func (a *app) openStore(acc access, stderr io.Writer,
 	q, err := queue.Open(path, opts)
 	if errors.Is(err, queue.ErrLocked) {
 		return nil, &causeError{
-			msg: fmt.Sprintf("another hookq process holds %s, and no server answers on %s",
-				path, a.socketPath()),
+			msg: fmt.Sprintf("the store %s is busy: a server is starting or stopping, "+
+				"or another hookq command is using it; try again", path),
 			cause: err,
 		}
 	}

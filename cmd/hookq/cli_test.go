@@ -123,6 +123,11 @@ func TestServe_SecondServeFails(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	startServe(t, dir)
+	sockPath := filepath.Join(dir, socketFile)
+	before, err := os.Lstat(sockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	begin := time.Now()
 	r := hookq(t, dir, "serve", "--listen", "127.0.0.1:0")
@@ -133,6 +138,12 @@ func TestServe_SecondServeFails(t *testing.T) {
 	if d := time.Since(begin); d > 10*time.Second {
 		t.Errorf("second serve took %s to fail", d)
 	}
+
+	// The first server's socket is untouched, and still answers.
+	if after, err := os.Lstat(sockPath); err != nil || !os.SameFile(before, after) {
+		t.Errorf("the second serve replaced or removed the first's socket (%v)", err)
+	}
+	mustRun(t, dir, "stats")
 }
 
 func TestCLI_DirectMode(t *testing.T) {
@@ -302,8 +313,8 @@ func TestCLI_AddOptions(t *testing.T) {
 	})
 	t.Run("Invalid", func(t *testing.T) {
 		r := hookq(t, dir, "add", "ftp://127.0.0.1/file")
-		if r.code != 1 || !strings.Contains(r.stderr, "scheme") {
-			t.Errorf("add ftp:// = exit %d, stderr %q; want 1 naming the scheme", r.code, r.stderr)
+		if r.code != 2 || !strings.Contains(r.stderr, "scheme") {
+			t.Errorf("add ftp:// = exit %d, stderr %q; want 2 naming the scheme", r.code, r.stderr)
 		}
 	})
 }
@@ -326,11 +337,28 @@ func TestCLI_UsageErrors(t *testing.T) {
 		{"AddBadHeader", []string{"add", "-H", "nocolon", "http://127.0.0.1/"}, "Name: value"},
 		{"ShowBadID", []string{"show", "nope"}, "not a task ID"},
 		{"LsBadState", []string{"ls", "--state", "done"}, "unknown state"},
-		{"LsBadLimit", []string{"ls", "--limit", "0"}, "not positive"},
+		{"LsBadLimit", []string{"ls", "--limit", "0"}, "not from 1 to 1000"},
+		{"LsLimitOverMax", []string{"ls", "--limit", "1001"}, "not from 1 to 1000"},
+		{"AddTooManyAttempts", []string{"add", "--max-attempts", "1001", "http://127.0.0.1/"},
+			"--max-attempts 1001 is out of range"},
+		{"AddTimeoutOverMax", []string{"add", "--timeout", "61m", "http://127.0.0.1/"},
+			"--timeout 1h1m0s is out of range"},
+		{"AddRepeatedHeader", []string{"add", "-H", "X-A: 1", "-H", "x-a: 2", "http://127.0.0.1/"},
+			`--header "x-a" is given more than once`},
+		{"AddInvalidTask", []string{"add", "-X", "BREW", "http://127.0.0.1/"}, "method"},
+		{"HelpUnknown", []string{"help", "bogus"}, "unknown help topic"},
 		{"WaitTwoIDs", []string{"wait", "a", "b"}, "accepts 1 arg"},
 		{"ServeBadSecret", []string{"serve", "--signing-secret", "nope"}, "whsec_"},
 		{"ServeBadLogFormat", []string{"serve", "--log-format", "xml"}, "text or json"},
 		{"ServeNegativeWorkers", []string{"serve", "--workers", "-1"}, "negative"},
+		{"ServeTooManyWorkers", []string{"serve", "--workers", "10001"}, "--workers 10001"},
+		{"ServeTooManyAttempts", []string{"serve", "--max-attempts", "1001"}, "--max-attempts 1001"},
+		{"ServeTimeoutOverMax", []string{"serve", "--timeout", "61m"}, "--timeout 1h1m0s"},
+		{"ServeBackoffBaseOverCap", []string{"serve", "--backoff-base", "2m", "--backoff-cap", "1m"},
+			"--backoff-base 2m0s is over --backoff-cap 1m0s"},
+		{"ServePerHostOverWorkers", []string{"serve", "--workers", "4", "--per-host", "5"},
+			"--per-host 5"},
+		{"ServePerHostOverDefaultWorkers", []string{"serve", "--per-host", "129"}, "--per-host 129"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -19,6 +20,68 @@ const (
 	urlWidth  = 60
 	bodyWidth = 40
 )
+
+// printable returns s made safe to show on a terminal: control characters
+// (C0 such as newline, carriage return and escape; DEL; C1) and bytes that
+// are not UTF-8 are written as Go escapes without quotes, such as \n, \x1b
+// and \u009b. Text from endpoints and users thus cannot move the cursor,
+// rewrite what was printed or send commands to the terminal. Backslashes
+// are kept as they are: the result is for reading, and --json output, which
+// is never passed through printable, is the exact data.
+func printable(s string) string {
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if needsEscape(r, size) {
+			break
+		}
+		i += size
+	}
+	if i == len(s) {
+		return s
+	}
+
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case needsEscape(r, size):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// needsEscape reports whether the rune r, decoded from size bytes, is a
+// control character or an invalid byte.
+func needsEscape(r rune, size int) bool {
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r == utf8.RuneError && size == 1)
+}
+
+// sensitiveWords are parts of header names whose values are credentials.
+var sensitiveWords = []string{"authorization", "cookie", "token", "secret", "password",
+	"api-key", "apikey", "key"}
+
+// headerValue returns a request header's value for human output: "xxxxx"
+// when the name suggests a credential (Authorization, X-Api-Key, ...), else
+// the value made printable. JSON output keeps the value: it is the data.
+func headerValue(name, value string) string {
+	lower := strings.ToLower(name)
+	for _, w := range sensitiveWords {
+		if strings.Contains(lower, w) {
+			return "xxxxx"
+		}
+	}
+	return printable(value)
+}
 
 // newTable returns a tabwriter for aligned columns; flush it when done.
 func newTable(w io.Writer) *tabwriter.Writer {
@@ -33,13 +96,14 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // displayURL returns a URL for display: userinfo (which may hold a
-// password or a token) replaced by "xxxxx", then truncated to width runes.
+// password or a token) replaced by "xxxxx", made printable, then truncated
+// to width runes.
 func displayURL(raw string, width int) string {
 	if u, err := url.Parse(raw); err == nil && u.User != nil {
 		u.User = url.User("xxxxx")
 		raw = u.String()
 	}
-	return truncate(raw, width)
+	return truncate(printable(raw), width)
 }
 
 // truncate shortens s to at most width runes, marking a cut with "...".
@@ -96,12 +160,13 @@ func when(t, now time.Time) string {
 	return fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), rel)
 }
 
-// errorText returns a task or attempt error for display, or "-".
+// errorText returns a task or attempt error for display, made printable,
+// or "-".
 func errorText(e *queue.Error) string {
 	if e == nil {
 		return "-"
 	}
-	return e.Error()
+	return printable(e.Error())
 }
 
 // dash returns s, or "-" when s is empty.

@@ -53,3 +53,41 @@ func TestWhen(t *testing.T) {
 		t.Errorf("when(future) = %q; want %q", got, want)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain text, é and 日本", "plain text, é and 日本"},
+		{"a\nb\r\tc", `a\nb\r\tc`},
+		{"\x1b[2J\x1b]0;title\x07", `\x1b[2J\x1b]0;title\a`},
+		{"\x00\x7f", `\x00\x7f`},
+		{"c1 \u0085 \u009b", `c1 \u0085 \u009b`},
+		{"bad \xff\x9b byte", `bad \xff\x9b byte`},
+		{`kept \n backslash`, `kept \n backslash`},
+		{"\uFFFD stays", "\uFFFD stays"},
+	}
+	for _, tt := range tests {
+		if got := printable(tt.in); got != tt.want {
+			t.Errorf("printable(%q) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestHeaderValue(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"Authorization", "Bearer t", "xxxxx"},
+		{"proxy-authorization", "Basic t", "xxxxx"},
+		{"Set-Cookie", "s=1", "xxxxx"},
+		{"X-Auth-Token", "t", "xxxxx"},
+		{"X-Webhook-Secret", "s", "xxxxx"},
+		{"X-Password", "p", "xxxxx"},
+		{"X-API-Key", "k", "xxxxx"},
+		{"Apikey", "k", "xxxxx"},
+		{"X-Idempotency-Key", "k", "xxxxx"},
+		{"X-Trace", "abc\x1b", `abc\x1b`},
+	}
+	for _, tt := range tests {
+		if got := headerValue(tt.name, tt.value); got != tt.want {
+			t.Errorf("headerValue(%q, %q) = %q; want %q", tt.name, tt.value, got, tt.want)
+		}
+	}
+}

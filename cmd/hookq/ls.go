@@ -29,8 +29,8 @@ task objects. Page through older tasks with --before set to the last ID shown.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := queue.ListOptions{Limit: limit}
-			if limit < 1 {
-				return usagef("--limit %d is not positive", limit)
+			if limit < 1 || limit > maxListLimit {
+				return usagef("--limit %d is not from 1 to %d", limit, maxListLimit)
 			}
 			if state != "" {
 				st, err := queue.ParseState(state)
@@ -68,13 +68,18 @@ task objects. Page through older tasks with --before set to the last ID shown.`,
 	fl := cmd.Flags()
 	fl.StringVar(&state, "state", "", "only tasks in this state: scheduled, pending, active, "+
 		"retrying, succeeded, failed or cancelled")
-	fl.IntVar(&limit, "limit", 20, "show at most this many tasks")
+	fl.IntVar(&limit, "limit", 20, "show at most this many tasks (at most 1000)")
 	fl.StringVar(&before, "before", "", "show tasks older than this task ID")
 	fl.BoolVar(&asJSON, "json", false, "print a JSON array of task objects")
 	return cmd
 }
 
-// printTasks prints tasks as an aligned table.
+// maxListLimit is the largest --limit: the most tasks the queue and the
+// server list at once.
+const maxListLimit = queue.MaxListLimit
+
+// printTasks prints tasks as an aligned table, with the text of users made
+// printable.
 func printTasks(cmd *cobra.Command, tasks []*queue.Task) error {
 	if len(tasks) == 0 {
 		fmt.Fprintln(cmd.ErrOrStderr(), "no tasks")
@@ -85,7 +90,8 @@ func printTasks(cmd *cobra.Command, tasks []*queue.Task) error {
 	fmt.Fprintln(tw, "ID\tSTATE\tATTEMPTS\tMETHOD\tURL\tAGE")
 	for _, t := range tasks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.State, strconv.Itoa(t.Attempts),
-			t.Method, displayURL(t.URL, urlWidth), age(t.CreatedAt, now))
+			printable(t.Method), displayURL(t.URL, urlWidth),
+			age(t.CreatedAt, now))
 	}
 	return tw.Flush()
 }

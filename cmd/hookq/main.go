@@ -7,8 +7,9 @@
 // the same thing.
 //
 // Exit codes: 0 on success, 1 when the operation failed (a task failed or
-// was not found, the store is held by another process, ...), 2 on a usage
-// error. Errors go to stderr as "hookq: <message>".
+// was not found, the store is busy, ...), 2 on a usage error, which includes
+// an invalid task and a flag out of its range. Errors go to stderr as
+// "hookq: <message>".
 package main
 
 import (
@@ -20,6 +21,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/hookq/hookq/queue"
 )
 
 // version is the version of hookq, set at build time with
@@ -50,12 +53,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "hookq: %s\n", err)
-	if isUsage(err) {
+	// The message may quote an endpoint or the user: make it printable.
+	fmt.Fprintf(stderr, "hookq: %s\n", printable(err.Error()))
+	switch {
+	case isUsage(err):
 		fmt.Fprintln(stderr, `Run "hookq --help" for usage.`)
 		return 2
+	case errors.Is(err, queue.ErrInvalid):
+		// The task as given cannot be enqueued, whether the store said so
+		// or a server did (its "invalid" code unwraps to ErrInvalid).
+		return 2
+	default:
+		return 1
 	}
-	return 1
 }
 
 // usageError is a mistake in the command line: exit code 2.

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -69,6 +70,7 @@ The data directory is --data, else $HOOKQ_DATA, else ./hookq-data.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})
+	root.SetHelpCommand(newHelpCmd())
 	root.AddCommand(
 		newServeCmd(a),
 		newAddCmd(a),
@@ -81,6 +83,25 @@ The data directory is --data, else $HOOKQ_DATA, else ./hookq-data.`,
 		newVersionCmd(),
 	)
 	return root
+}
+
+// newHelpCmd returns "hookq help": cobra's own prints the usage and exits 0
+// for a command it does not know, which this one makes a usage error.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  `Help shows a command's description, flags and examples.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, _, err := cmd.Root().Find(args)
+			if err != nil || target == nil {
+				return usagef("unknown help topic %q", strings.Join(args, " "))
+			}
+			target.InitDefaultHelpFlag()
+			target.InitDefaultVersionFlag()
+			return target.Help()
+		},
+	}
 }
 
 // usageArgs wraps an argument check so that its failures are usage errors.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 		Example: `  hookq serve
   hookq serve --data /var/lib/hookq --listen 127.0.0.1:7700 --workers 32
   hookq serve --deny-private --allow 10.1.0.0/16 --per-host 8 --per-host-rate 50
-  HOOKQ_SIGNING_SECRETS=whsec_EuV48NaGcclnwhe2dRMtXHWuyQtHHFR8 hookq serve
+  HOOKQ_SIGNING_SECRETS='whsec_<base64 key> whsec_<older key>' hookq serve
   hookq serve --listen 127.0.0.1:0 --log-format json   # any free port; see the log`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -89,11 +90,13 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7700",
 		`TCP address of the HTTP API; port 0 picks a free one, "" serves the socket only`)
-	fl.IntVar(&f.workers, "workers", 0, "concurrent attempts (0: 128)")
-	fl.IntVar(&f.perHost, "per-host", 0, "attempts in flight to one host:port (0: no limit)")
+	fl.IntVar(&f.workers, "workers", 0, "concurrent attempts, up to 10000 (0: 128)")
+	fl.IntVar(&f.perHost, "per-host", 0,
+		"attempts in flight to one host:port, up to --workers (0: no limit)")
 	fl.Float64Var(&f.perHostRate, "per-host-rate", 0,
 		"attempts started per second to one host:port, in bursts of as many (0: no limit)")
-	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "attempts of a task that sets none (0: 10)")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 0,
+		"attempts of a task that sets none, up to 1000 (0: 10)")
 	fl.DurationVar(&f.maxAge, "max-age", 0,
 		"no retry starts this long after a task's first run time (0: 24h)")
 	fl.Int64Var(&f.maxBody, "max-body-bytes", 0,
@@ -105,10 +108,11 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 	fl.StringArrayVar(&f.allow, "allow", nil,
 		"CIDR the dispatch guard allows even if it would refuse it; repeatable")
 	fl.DurationVar(&f.timeout, "timeout", 0,
-		"deadline of one attempt of a task that sets none (0: 15s)")
+		"deadline of one attempt of a task that sets none, up to 1h (0: 15s)")
 	fl.DurationVar(&f.backoffBase, "backoff-base", 0,
 		"delay before the first retry; doubles each time (0: 1s)")
-	fl.DurationVar(&f.backoffCap, "backoff-cap", 0, "longest delay between attempts (0: 1h)")
+	fl.DurationVar(&f.backoffCap, "backoff-cap", 0,
+		"longest delay between attempts, at least --backoff-base (0: 1h)")
 	fl.DurationVar(&f.grace, "grace", 0, "time attempts in flight get to finish on shutdown (0: 10s)")
 	fl.BoolVar(&f.denyPrivate, "deny-private", false,
 		"refuse to call private and loopback addresses (metadata and link-local are always refused)")
@@ -120,6 +124,13 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 	return cmd
 }
 
+// Limits of the serve flags, and the default they are checked against:
+// the queue's.
+const (
+	maxWorkers     = queue.MaxWorkers
+	defaultWorkers = queue.DefaultWorkers
+)
+
 // check validates the flags that pflag cannot.
 func (f *serveFlags) check() error {
 	for name, v := range map[string]int{"workers": f.workers, "per-host": f.perHost,
@@ -127,6 +138,19 @@ func (f *serveFlags) check() error {
 		if v < 0 {
 			return usagef("--%s %d is negative", name, v)
 		}
+	}
+	workers := cmp.Or(f.workers, defaultWorkers)
+	switch {
+	case f.workers > maxWorkers:
+		return usagef("--workers %d is over the limit of %d", f.workers, maxWorkers)
+	case f.perHost > workers:
+		return usagef("--per-host %d is over the %d workers (--workers)", f.perHost, workers)
+	case f.maxAttempts > maxTaskAttempts:
+		return usagef("--max-attempts %d is over the limit of %d", f.maxAttempts, maxTaskAttempts)
+	case f.timeout > maxTaskTimeout:
+		return usagef("--timeout %s is over the limit of %s", f.timeout, maxTaskTimeout)
+	case f.backoffBase > 0 && f.backoffCap > 0 && f.backoffBase > f.backoffCap:
+		return usagef("--backoff-base %s is over --backoff-cap %s", f.backoffBase, f.backoffCap)
 	}
 	if f.maxBody < 0 {
 		return usagef("--max-body-bytes %d is negative", f.maxBody)
@@ -169,6 +193,10 @@ func (f *serveFlags) allowed() []netip.Prefix {
 }
 
 // serve runs the server until ctx is done or a listener fails.
+//
+// It takes its listeners before it opens the queue, whose workers start
+// dispatching at once: a server that cannot serve must fail before it has
+// sent anything.
 func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	if err := f.check(); err != nil {
 		return err
@@ -177,13 +205,92 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	if err != nil {
 		return err
 	}
-
-	// Open the queue first: its lock proves no other server runs here.
 	dir := a.dataDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	q, err := queue.Open(a.storePath(), &queue.Options{
+
+	// The TCP listener first: a busy port or a bad address fails here.
+	var tcp net.Listener
+	if f.listen != "" {
+		if tcp, err = net.Listen("tcp", f.listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	closeTCP := func() {
+		if tcp != nil {
+			tcp.Close()
+		}
+	}
+
+	// Then the socket. One that answers is a running server's: leave it.
+	// One that does not was left by a server that died, and is replaced.
+	if socketAnswers(a.socketPath()) {
+		closeTCP()
+		return a.heldError(errors.New("socket in use"))
+	}
+	sock, stale, err := listenSocket(a.socketPath())
+	if err != nil {
+		closeTCP()
+		return err
+	}
+
+	// Only now the queue, whose lock proves no other server runs here. If
+	// another holds it (a server starting at the same moment, say), the
+	// socket file goes too, unless that server has put its own in place.
+	q, err := queue.Open(a.storePath(), f.options(log))
+	if err != nil {
+		closeTCP()
+		sock.Close()
+		if rerr := sock.remove(); rerr != nil {
+			log.Warn("remove socket", slog.Any(keyError, rerr))
+		}
+		if errors.Is(err, queue.ErrLocked) {
+			return a.heldError(err)
+		}
+		return err
+	}
+
+	// A server that started at the same moment and lost the lock to us
+	// may have replaced our socket file with its own meanwhile: with the
+	// lock held, ours can take the place back.
+	if !sock.inPlace() {
+		sock.Close()
+		if sock, _, err = listenSocket(a.socketPath()); err != nil {
+			closeTCP()
+			q.Close()
+			return err
+		}
+	}
+	if stale {
+		log.Info("replaced the stale socket of a server that did not stop cleanly",
+			slog.String(keySocket, sock.path))
+	}
+
+	err = runServer(ctx, q, log, tcp, sock)
+	if rerr := sock.remove(); rerr != nil {
+		log.Warn("remove socket", slog.Any(keyError, rerr))
+	}
+	if cerr := q.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	log.Info("stopped")
+	return err
+}
+
+// heldError is the error of a serve that found another process serving
+// the data directory, or holding its store.
+func (a *app) heldError(cause error) error {
+	return &causeError{
+		msg: fmt.Sprintf("another hookq process holds %s (is \"hookq serve\" already running on %s?)",
+			a.storePath(), a.dataDir()),
+		cause: cause,
+	}
+}
+
+// options returns the queue's options for the flags.
+func (f *serveFlags) options(log *slog.Logger) *queue.Options {
+	return &queue.Options{
 		Workers:     f.workers,
 		PerHost:     f.perHost,
 		PerHostRate: f.perHostRate,
@@ -203,48 +310,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 		},
 		Logger:      log,
 		LockTimeout: serveLockTimeout,
-	})
-	if errors.Is(err, queue.ErrLocked) {
-		return &causeError{
-			msg: fmt.Sprintf("another hookq process holds %s (is \"hookq serve\" already running on %s?)",
-				a.storePath(), dir),
-			cause: err,
-		}
 	}
-	if err != nil {
-		return err
-	}
-
-	// Then the listeners.
-	var tcp net.Listener
-	if f.listen != "" {
-		if tcp, err = net.Listen("tcp", f.listen); err != nil {
-			q.Close()
-			return fmt.Errorf("listen: %w", err)
-		}
-	}
-	sock, stale, err := listenSocket(a.socketPath())
-	if err != nil {
-		if tcp != nil {
-			tcp.Close()
-		}
-		q.Close()
-		return err
-	}
-	if stale {
-		log.Info("replaced the stale socket of a server that did not stop cleanly",
-			slog.String(keySocket, sock.path))
-	}
-
-	err = runServer(ctx, q, log, tcp, sock)
-	if rerr := sock.remove(); rerr != nil {
-		log.Warn("remove socket", slog.Any(keyError, rerr))
-	}
-	if cerr := q.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	log.Info("stopped")
-	return err
 }
 
 // runServer serves the API on the listeners until ctx is done or one of

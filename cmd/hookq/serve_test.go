@@ -1,7 +1,14 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -55,6 +62,47 @@ func TestServe_SecretsStayOutOfLogs(t *testing.T) {
 		}
 		if strings.Contains(out, leak) {
 			t.Errorf("ls output contains %q", leak)
+		}
+	}
+}
+
+func TestServe_ListensBeforeDispatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var requests atomic.Int32
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		io.WriteString(w, `{"status":"success","retval":1}`)
+	}))
+	t.Cleanup(recv.Close)
+
+	// Tasks wait in the store for a server.
+	var ids []string
+	for range 10 {
+		ids = append(ids, addTask(t, dir, recv.URL))
+	}
+
+	// A server whose port is taken fails, and sends none of them.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	r := hookq(t, dir, "serve", "--listen", busy.Addr().String())
+	if r.code != 1 || !strings.Contains(r.stderr, "listen") {
+		t.Errorf("serve on a busy port = exit %d, stderr %q; want 1 and a listen error",
+			r.code, r.stderr)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("the receiver got %d requests from a server that could not serve; want 0", n)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, socketFile)); !os.IsNotExist(err) {
+		t.Errorf("the failed server left its socket: %v", err)
+	}
+	for _, id := range ids {
+		if task := showJSON(t, dir, id); task["state"] != "pending" || task["attempts"] != 0.0 {
+			t.Errorf("task %s = %v with %v attempts; want pending with none",
+				id, task["state"], task["attempts"])
 		}
 	}
 }

@@ -50,8 +50,11 @@ func newShowCmd(a *app) *cobra.Command {
 		Short: "Show one task with its attempts",
 		Long: `Show prints a task's fields and its attempt history: when each attempt
 started, how long it took, the reply's status, the outcome, the error and
-the start of the reply's body. With --json it prints the task object with
-an extra "history" array of attempt objects.`,
+the start of the reply's body. Control characters in them are shown
+escaped (\n, \x1b), and the values of headers that hold credentials
+(Authorization, Cookie, X-Api-Key, ...) as xxxxx. With --json it prints the
+task object, exactly as stored, with an extra "history" array of attempt
+objects.`,
 		Example: `  hookq show 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A
   hookq show --json 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A | jq .history`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -86,7 +89,9 @@ an extra "history" array of attempt objects.`,
 	return cmd
 }
 
-// printTask prints a task's fields and its attempts for people.
+// printTask prints a task's fields and its attempts for people. Every text
+// that came from a user or an endpoint is made printable, and the values of
+// credential headers are hidden.
 func printTask(w io.Writer, t *queue.Task, atts []queue.Attempt) error {
 	now := time.Now()
 	tw := newTable(w)
@@ -94,24 +99,27 @@ func printTask(w io.Writer, t *queue.Task, atts []queue.Attempt) error {
 
 	field("ID", t.ID.String())
 	field("State", t.State.String())
-	field("Method", t.Method)
+	field("Method", printable(t.Method))
 	field("URL", displayURL(t.URL, 1<<16))
-	field("Args", compactJSON(t.Args))
+	field("Args", printable(compactJSON(t.Args)))
 	for _, k := range slices.Sorted(maps.Keys(t.Headers)) {
-		field("Header", k+": "+t.Headers[k])
+		field("Header", printable(k)+": "+headerValue(k, t.Headers[k]))
 	}
 	if len(t.JSON) > 0 && string(t.JSON) != "null" {
-		field("JSON body", truncate(compactJSON(t.JSON), 200))
+		field("JSON body", truncate(printable(compactJSON(t.JSON)), 200))
 	}
-	field("Protocol", t.Protocol)
+	field("Protocol", printable(t.Protocol))
 	if t.Key != nil {
-		field("Key", *t.Key)
+		field("Key", printable(*t.Key))
 	}
-	field("Attempts", fmt.Sprintf("%d (at most %d)", t.Attempts, t.MaxAttempts))
+	field("Attempts", attemptsText(t, atts))
 	field("Timeout", time.Duration(t.Timeout).String())
 	field("Created", when(t.CreatedAt, now))
 	if t.RunAt != nil {
 		field("Run at", when(*t.RunAt, now))
+	}
+	if t.RetriedAt != nil {
+		field("Retried", when(*t.RetriedAt, now))
 	}
 	if t.NextAttemptAt != nil && !t.State.Final() {
 		field("Next attempt", when(*t.NextAttemptAt, now))
@@ -120,10 +128,10 @@ func printTask(w io.Writer, t *queue.Task, atts []queue.Attempt) error {
 		field("Finished", when(*t.FinishedAt, now))
 	}
 	if t.State == queue.Succeeded {
-		field("Result", truncate(compactJSON(t.Result), 200))
+		field("Result", truncate(printable(compactJSON(t.Result)), 200))
 	}
 	if t.Error != nil {
-		field("Error", t.Error.Error())
+		field("Error", errorText(t.Error))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -141,13 +149,29 @@ func printTask(w io.Writer, t *queue.Task, atts []queue.Attempt) error {
 		if at.StatusCode != 0 {
 			status = strconv.Itoa(at.StatusCode)
 		}
-		body := "-"
-		if at.Body != "" {
-			body = truncate(strconv.Quote(at.Body), bodyWidth)
-		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", at.N,
 			at.StartedAt.UTC().Format(time.RFC3339), time.Duration(at.Latency).Round(time.Millisecond),
-			status, dash(at.Outcome), truncate(errorText(at.Error), urlWidth), body)
+			status, printable(dash(at.Outcome)), truncate(errorText(at.Error), urlWidth),
+			truncate(printable(dash(at.Body)), bodyWidth))
 	}
 	return tw.Flush()
+}
+
+// attemptsText describes a task's attempts against its limit. After a
+// user's retry the limit applies afresh, so the attempts since then are
+// counted too: those of the history that started at or after the retry.
+// (The history, unlike the task's attempt base, reads the same from a
+// server as from the store.)
+func attemptsText(t *queue.Task, atts []queue.Attempt) string {
+	if t.RetriedAt == nil {
+		return fmt.Sprintf("%d (at most %d)", t.Attempts, t.MaxAttempts)
+	}
+	since := 0
+	for _, at := range atts {
+		if !at.StartedAt.Before(*t.RetriedAt) {
+			since++
+		}
+	}
+	return fmt.Sprintf("%d (%d since the last retry, at most %d)", t.Attempts, since,
+		t.MaxAttempts)
 }

@@ -20,11 +20,12 @@ type socketListener struct {
 	info fs.FileInfo // the socket file as created, to remove only our own
 }
 
-// listenSocket listens on a unix socket at path, replacing a stale one.
+// listenSocket listens on a unix socket at path, replacing a socket file
+// already there, and reports whether it replaced one.
 //
-// The caller must hold the store's lock: that proves no other server is
-// serving this directory, so a socket file already there was left by a
-// server that died, and replacing it is safe.
+// The caller must first make sure that no server answers on path (or hold
+// the store's lock, which proves that none serves this directory): a socket
+// file that nothing answers on was left by a server that died.
 //
 // The socket is created in a fresh private directory, given mode 0600 and
 // then renamed into place, so no other user can connect to it at any
@@ -72,10 +73,16 @@ func listenSocket(path string) (*socketListener, bool, error) {
 	return &socketListener{Listener: ln, path: path, info: info}, stale, nil
 }
 
+// inPlace reports whether the socket file at the listener's path is still
+// the one it created.
+func (l *socketListener) inPlace() bool {
+	fi, err := os.Lstat(l.path)
+	return err == nil && os.SameFile(fi, l.info)
+}
+
 // remove deletes the socket file if it is still the one we created.
 func (l *socketListener) remove() error {
-	fi, err := os.Lstat(l.path)
-	if err != nil || !os.SameFile(fi, l.info) {
+	if !l.inPlace() {
 		return nil
 	}
 	if err := os.Remove(l.path); err != nil {

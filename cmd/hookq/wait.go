@@ -144,7 +144,7 @@ func (a *app) pollOnce(ctx context.Context, id queue.ID, stderr io.Writer) (*que
 	// No server: read the store and let go of it at once.
 	q, err := a.openStore(readAccess, stderr, pollLockTimeout)
 	if errors.Is(err, queue.ErrLocked) {
-		return nil, errNoServer // a server is starting; its socket comes next
+		return nil, errNoServer // a server starting, or a command: poll again
 	}
 	if err != nil {
 		return nil, err
@@ -161,7 +161,8 @@ func (a *app) pollOnce(ctx context.Context, id queue.ID, stderr io.Writer) (*que
 }
 
 // retryable reports whether a poll of a server failed for a reason that
-// may pass: the server went away or is shutting down.
+// may pass: the server went away or is shutting down. A server that took
+// the poll but did not answer it in time (errNoAnswer) is not polled again.
 func retryable(err error) bool {
 	var apiErr *httpapi.Error
 	if errors.As(err, &apiErr) {

@@ -70,9 +70,11 @@ func (c *Client) Enqueue(ctx context.Context, spec queue.Spec) (*queue.Task, err
 		return nil, fmt.Errorf("enqueue: encode task: %w", err)
 	}
 	var t queue.Task
-	if err := c.do(ctx, http.MethodPost, "/v1/tasks", body, &t); err != nil {
+	status, err := c.doStatus(ctx, http.MethodPost, "/v1/tasks", body, &t)
+	if err != nil {
 		return nil, err
 	}
+	t.Existing = status == http.StatusOK // an idempotency key matched it
 	return &t, nil
 }
 
@@ -177,6 +179,12 @@ func (c *Client) Health(ctx context.Context) error {
 // do sends one request and decodes a 2xx reply into out, or an error reply
 // into an *Error.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	_, err := c.doStatus(ctx, method, path, body, out)
+	return err
+}
+
+// doStatus is do that also returns the reply's status.
+func (c *Client) doStatus(ctx context.Context, method, path string, body []byte, out any) (int, error) {
 	op := method + " " + strings.SplitN(path, "?", 2)[0]
 	var rd io.Reader
 	if body != nil {
@@ -184,7 +192,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -192,23 +200,23 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
 
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
 	if err != nil {
-		return fmt.Errorf("%s: read reply: %w", op, err)
+		return 0, fmt.Errorf("%s: read reply: %w", op, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		var er errorReply
 		if json.Unmarshal(data, &er) != nil || er.Error == "" {
 			er.Error = fmt.Sprintf("%s: %s", op, resp.Status)
 		}
-		return &Error{StatusCode: resp.StatusCode, Code: er.Code, Message: er.Error}
+		return resp.StatusCode, &Error{StatusCode: resp.StatusCode, Code: er.Code, Message: er.Error}
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s: decode reply: %w", op, err)
+		return 0, fmt.Errorf("%s: decode reply: %w", op, err)
 	}
-	return nil
+	return resp.StatusCode, nil
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
+	"github.com/hookq/hookq/queue"
+)
+
+// Deadlines of requests to a server, so that one that accepts connections
+// but does not answer (stopped with SIGSTOP, say) cannot hang a command.
+const (
+	// requestTimeout bounds every request but a long poll.
+	requestTimeout = 30 * time.Second
+	// pollMargin is how much longer than the long poll it asked for a wait
+	// gives the server to answer.
+	pollMargin = 10 * time.Second
+)
+
+// serverClient is the client of a server on the data directory's socket.
+// Each call gets requestTimeout to be answered (a long poll, its own time
+// and pollMargin), and fails with errNoAnswer when it is not.
+type serverClient struct {
+	c      *httpapi.Client
+	socket string
+}
+
+var _ taskAPI = (*serverClient)(nil)
+
+// errNoAnswer reports a server that accepted a request but did not answer
+// it in time.
+var errNoAnswer = errors.New("server did not answer")
+
+// bounded runs call with a context that ends after d, and turns the
+// failure it then causes into errNoAnswer, with a message naming the
+// socket.
+func bounded[T any](ctx context.Context, s *serverClient, d time.Duration,
+	call func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	v, err := call(cctx)
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		return v, &causeError{
+			msg:   fmt.Sprintf("server at %s did not answer within %s", s.socket, d),
+			cause: errNoAnswer,
+		}
+	}
+	return v, err
+}
+
+func (s *serverClient) Enqueue(ctx context.Context, spec queue.Spec) (*queue.Task, error) {
+	return bounded(ctx, s, requestTimeout, func(ctx context.Context) (*queue.Task, error) {
+		return s.c.Enqueue(ctx, spec)
+	})
+}
+
+func (s *serverClient) Get(ctx context.Context, id queue.ID) (*queue.Task, error) {
+	return bounded(ctx, s, requestTimeout, func(ctx context.Context) (*queue.Task, error) {
+		return s.c.Get(ctx, id)
+	})
+}
+
+func (s *serverClient) Attempts(ctx context.Context, id queue.ID) ([]queue.Attempt, error) {
+	return bounded(ctx, s, requestTimeout, func(ctx context.Context) ([]queue.Attempt, error) {
+		return s.c.Attempts(ctx, id)
+	})
+}
+
+func (s *serverClient) List(ctx context.Context, opts queue.ListOptions) ([]*queue.Task, error) {
+	return bounded(ctx, s, requestTimeout, func(ctx context.Context) ([]*queue.Task, error) {
+		return s.c.List(ctx, opts)
+	})
+}
+
+func (s *serverClient) Retry(ctx context.Context, id queue.ID) (*queue.Task, error) {
+	return bounded(ctx, s, requestTimeout, func(ctx context.Context) (*queue.Task, error) {
+		return s.c.Retry(ctx, id)
+	})
+}
+
+func (s *serverClient) Cancel(ctx context.Context, id queue.ID) (*queue.Task, error) {
+	return bounded(ctx, s, requestTimeout, func(ctx context.Context) (*queue.Task, error) {
+		return s.c.Cancel(ctx, id)
+	})
+}
+
+func (s *serverClient) Stats(ctx context.Context) (*queue.Stats, error) {
+	return bounded(ctx, s, requestTimeout, func(ctx context.Context) (*queue.Stats, error) {
+		return s.c.Stats(ctx)
+	})
+}
+
+// Poll makes one long poll of wait, which the server must answer within
+// wait and pollMargin.
+func (s *serverClient) Poll(ctx context.Context, id queue.ID,
+	wait time.Duration) (*queue.Task, error) {
+	return bounded(ctx, s, wait+pollMargin, func(ctx context.Context) (*queue.Task, error) {
+		return s.c.Poll(ctx, id, wait)
+	})
+}
+
+// Close releases the client's idle connections.
+func (s *serverClient) Close() error { return s.c.Close() }
