@@ -132,26 +132,6 @@ func (t *Tx) List(opts ListOptions) ([]*Task, error) {
 	return out, nil
 }
 
-// Scan calls fn for every stored task in ID order until fn returns false.
-// It is meant for checks and maintenance; it holds the transaction open for
-// as long as it runs.
-func (t *Tx) Scan(fn func(*Task) bool) error {
-	c := t.tasks.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		task, err := decodeTask(ID(k), v)
-		if err != nil {
-			return fmt.Errorf("scan: %w", err)
-		}
-		if !fn(task) {
-			return nil
-		}
-	}
-	return nil
-}
-
-// ScheduleLen returns the number of entries in the schedule index.
-func (t *Tx) ScheduleLen() int { return t.schedule.Stats().KeyN }
-
 // Check verifies hookq's invariants over the whole store: every record
 // decodes, the schedule index holds exactly the tasks that are not final,
 // keys point at tasks that hold them, attempts belong to stored tasks, and

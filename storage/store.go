@@ -195,12 +195,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Path returns the file's path.
-func (s *Store) Path() string { return s.db.Path() }
-
-// DB returns the underlying bbolt database, for inspection tools.
-func (s *Store) DB() *bolt.DB { return s.db }
-
 // Update runs fn in a read-write transaction shared with other updates
 // queued at the same moment, and returns once that transaction is on disk.
 // The error fn returns is returned by Update, and none of fn's writes are

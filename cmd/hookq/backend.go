@@ -30,6 +30,9 @@ type taskAPI interface {
 	Close() error
 }
 
+// The directly opened queue must provide the API the commands use.
+var _ taskAPI = (*queue.Queue)(nil)
+
 // access says what a command does to the store.
 type access int
 

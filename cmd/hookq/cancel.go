@@ -2,8 +2,6 @@ package main
 
 import (
 	"github.com/spf13/cobra"
-
-	"github.com/hookq/hookq/queue"
 )
 
 // newCancelCmd returns "hookq cancel".
@@ -21,5 +19,3 @@ already finished fails.`,
 		},
 	}
 }
-
-var _ taskAPI = (*queue.Queue)(nil)
