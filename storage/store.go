@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -306,6 +307,53 @@ func runOp(fn func(*Tx) error, tx *Tx) (err error) {
 		}
 	}()
 	return fn(tx)
+}
+
+// Backup writes a consistent copy of the store's file to w from one read
+// transaction, while updates go on, and returns the bytes written. The copy
+// is a bbolt file that Open accepts. Updates that commit during the copy
+// are not in it; a writer that must grow the file waits for the copy to
+// end.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	var n int64
+	err := s.db.View(func(btx *bolt.Tx) error {
+		var err error
+		n, err = btx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
+}
+
+// Check verifies the whole file in one read transaction: bbolt's own
+// consistency check of its pages, then hookq's invariants (see Tx.Check).
+// It returns every problem found, or nil. It reads every page, so it takes
+// time in proportion to the file's size.
+func (s *Store) Check() []error {
+	var problems []error
+	err := s.db.View(func(btx *bolt.Tx) error {
+		for err := range btx.Check() {
+			problems = append(problems, fmt.Errorf("bbolt: %w", err))
+		}
+		if len(problems) > 0 {
+			// Reading records over broken pages could panic.
+			return nil
+		}
+		problems = append(problems, newTx(btx).Check()...)
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, fmt.Errorf("check: %w", err))
+	}
+	return problems
 }
 
 // View runs fn in a read-only transaction. Keep fn short: a long read

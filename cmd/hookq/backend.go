@@ -27,6 +27,7 @@ type taskAPI interface {
 	Retry(ctx context.Context, id queue.ID) (*queue.Task, error)
 	Cancel(ctx context.Context, id queue.ID) (*queue.Task, error)
 	Stats(ctx context.Context) (*queue.Stats, error)
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 	Close() error
 }
 

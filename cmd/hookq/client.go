@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
@@ -103,4 +104,10 @@ func (s *serverClient) Poll(ctx context.Context, id queue.ID,
 }
 
 // Close releases the client's idle connections.
+// Backup has no deadline: a copy takes as long as the store is large. It
+// ends with the command's context (Ctrl-C).
+func (s *serverClient) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	return s.c.Backup(ctx, w)
+}
+
 func (s *serverClient) Close() error { return s.c.Close() }

@@ -80,6 +80,7 @@ The data directory is --data, else $HOOKQ_DATA, else ./hookq-data.`,
 		newRetryCmd(a),
 		newCancelCmd(a),
 		newStatsCmd(a),
+		newBackupCmd(a),
 		newVersionCmd(),
 	)
 	return root
