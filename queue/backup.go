@@ -31,3 +31,17 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 	}
 	return c.w.Write(p)
 }
+
+// Check reads the whole store and verifies it: bbolt's check of its pages,
+// then hookq's invariants (every record decodes, the schedule index holds
+// exactly the unfinished tasks, keys and attempts belong to stored tasks,
+// the per-state counters equal a count of the records). It returns every
+// problem found, or nil when the store is sound. It runs in one read
+// transaction, so dispatch goes on, but a commit that must grow the file
+// waits for it.
+func (q *Queue) Check(ctx context.Context) ([]error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return q.store.Check(), nil
+}

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -152,7 +153,7 @@ func checkSchema(db *bolt.DB, readOnly bool) error {
 	if readOnly {
 		return db.View(func(tx *bolt.Tx) error {
 			if tx.Bucket(bucketMeta) == nil {
-				return errors.New("not a hookq store (no meta bucket)")
+				return errors.New("not a hookq store, or its root page is damaged (no meta bucket)")
 			}
 			return check(tx)
 		})
@@ -347,13 +348,25 @@ func (s *Store) Check() []error {
 			// Reading records over broken pages could panic.
 			return nil
 		}
-		problems = append(problems, newTx(btx).Check()...)
+		problems = append(problems, safeCheck(btx)...)
 		return nil
 	})
 	if err != nil {
 		problems = append(problems, fmt.Errorf("check: %w", err))
 	}
 	return problems
+}
+
+// safeCheck runs Tx.Check, turning a panic or a memory fault while
+// reading a damaged record into a problem.
+func safeCheck(btx *bolt.Tx) (problems []error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			problems = append(problems, fmt.Errorf("reading the store failed: %v", r))
+		}
+	}()
+	return newTx(btx).Check()
 }
 
 // View runs fn in a read-only transaction. Keep fn short: a long read

@@ -76,13 +76,8 @@ func get(t *testing.T, s *Store, id ID) *Task {
 // disagree with its records.
 func checkInvariants(t *testing.T, s *Store) {
 	t.Helper()
-	if err := s.View(func(tx *Tx) error {
-		for _, p := range tx.Check() {
-			t.Errorf("invariant: %v", p)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	for _, p := range s.Check() {
+		t.Errorf("check: %v", p)
 	}
 }
 

@@ -81,6 +81,7 @@ The data directory is --data, else $HOOKQ_DATA, else ./hookq-data.`,
 		newCancelCmd(a),
 		newStatsCmd(a),
 		newBackupCmd(a),
+		newCheckCmd(a),
 		newVersionCmd(),
 	)
 	return root

@@ -36,3 +36,37 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// CheckReport is the reply of GET /v1/check.
+type CheckReport struct {
+	// OK is true when no problem was found.
+	OK bool `json:"ok"`
+	// Problems lists what is wrong, one sentence each.
+	Problems []string `json:"problems"`
+	// Seconds is how long the check took, as the client measured it.
+	Seconds float64 `json:"seconds,omitempty"`
+}
+
+// NewCheckReport returns the report of a check that found problems.
+func NewCheckReport(problems []error) *CheckReport {
+	r := &CheckReport{OK: len(problems) == 0, Problems: []string{}}
+	for _, p := range problems {
+		r.Problems = append(r.Problems, p.Error())
+	}
+	return r
+}
+
+// check serves GET /v1/check: the store checked in one read transaction.
+// A store with problems is still a 200: the report says what is wrong.
+func (h *handler) check(w http.ResponseWriter, r *http.Request) {
+	problems, err := h.q.Check(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if len(problems) > 0 {
+		h.log.Error("store check found problems", slog.Int("problems", len(problems)),
+			slog.Any(keyError, problems[0]))
+	}
+	writeJSON(w, http.StatusOK, NewCheckReport(problems))
+}

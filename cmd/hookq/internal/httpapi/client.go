@@ -250,3 +250,12 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	}
 	return n, nil
 }
+
+// Check asks the server to verify its store and returns the report.
+func (c *Client) Check(ctx context.Context) (*CheckReport, error) {
+	var rep CheckReport
+	if err := c.do(ctx, http.MethodGet, "/v1/check", nil, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}

@@ -85,6 +85,7 @@ func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
 	h.mux.HandleFunc("POST /v1/tasks/{id}/cancel", h.cancel)
 	h.mux.HandleFunc("GET /v1/stats", h.stats)
 	h.mux.HandleFunc("GET /v1/backup", h.backup)
+	h.mux.HandleFunc("GET /v1/check", h.check)
 	h.mux.HandleFunc("GET /healthz", h.health)
 	h.mux.HandleFunc("GET /{id}/status", h.celeryStatus)
 	h.mux.HandleFunc("GET /{id}/done", h.celeryDone)

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
+	"github.com/hookq/hookq/queue"
+)
+
+// errUnsound reports a store whose check found problems: exit code 1 after
+// the report.
+var errUnsound = errors.New("the store has problems")
+
+// newCheckCmd returns "hookq check".
+func newCheckCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "check [DIR]",
+		Short: "Verify the store: bbolt's page check and hookq's invariants",
+		Long: `Check reads the whole store and verifies it: bbolt's own check of its pages,
+then hookq's invariants (every record decodes, the schedule index holds
+exactly the unfinished tasks, keys and attempts belong to stored tasks, the
+per-state counters equal a count of the records). It prints every problem
+found and exits 1 if there is any, 0 if the store is sound.
+
+DIR is the data directory (default: --data, $HOOKQ_DATA, ./hookq-data). With
+a server running on it, the server runs the check in one read transaction
+while it goes on dispatching.`,
+		Example: `  hookq check
+  hookq check /var/lib/hookq && echo sound
+  hookq check --json | jq .problems`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				a.dataFlag = args[0]
+			}
+			start := time.Now()
+			rep, err := a.check(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rep.Seconds = time.Since(start).Seconds()
+			if asJSON {
+				if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
+					return err
+				}
+			} else {
+				printCheck(cmd, a.storePath(), rep)
+			}
+			if !rep.OK {
+				return &causeError{msg: fmt.Sprintf("%s: %s", a.storePath(), plural(len(rep.Problems), "problem")),
+					cause: errUnsound}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"ok": ..., "problems": [...]} as JSON`)
+	return cmd
+}
+
+// check runs the check through a running server, or on the store opened
+// read-only. A store that cannot be opened for a reason other than a lock
+// or its absence is reported as unsound, not as a failure to check.
+func (a *app) check(ctx context.Context) (rep *httpapi.CheckReport, err error) {
+	if c := a.dialServer(); c != nil {
+		defer c.Close()
+		return c.c.Check(ctx)
+	}
+	if os.Getenv(envCheckChild) != "1" {
+		return a.checkInChild(ctx)
+	}
+	q, err := a.openStore(readAccess, io.Discard, 0)
+	var problems []error
+	switch {
+	case errors.Is(err, queue.ErrLocked), errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case err != nil:
+		problems = []error{err}
+	default:
+		defer q.Close()
+		if problems, err = q.Check(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return httpapi.NewCheckReport(problems), nil
+}
+
+// envCheckChild marks the child process that checks a store for its parent.
+const envCheckChild = "HOOKQ_CHECK_CHILD"
+
+// checkInChild runs the direct check in a child process of this binary. A
+// damaged page can make bbolt read outside the file's mapping, which kills
+// the process that reads it, beyond any recover; a child reports that as
+// the store's problem instead of taking the command down.
+func (a *app) checkInChild(ctx context.Context) (*httpapi.CheckReport, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, self, "--data", a.dataDir(), "check", "--json")
+	cmd.Env = append(os.Environ(), envCheckChild+"=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var rep httpapi.CheckReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr == nil {
+		return &rep, nil // exit 1 with a report means problems, not failure
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || ctx.Err() != nil {
+		return nil, fmt.Errorf("check: %w", cmp.Or(ctx.Err(), err))
+	}
+	ws, _ := exit.Sys().(syscall.WaitStatus)
+	if ws.Signaled() || strings.Contains(stderr.String(), "fatal error:") ||
+		strings.Contains(stderr.String(), "panic:") {
+		first, _, _ := strings.Cut(strings.TrimSpace(stderr.String()), "\n")
+		return httpapi.NewCheckReport([]error{fmt.Errorf(
+			"reading the store crashed the checker (%s): a page is damaged", first)}), nil
+	}
+	// The child failed the way any command can (busy or missing store):
+	// pass its message on.
+	msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "hookq: ")
+	return nil, errors.New(cmp.Or(msg, err.Error()))
+}
+
+// printCheck prints a check's report for people.
+func printCheck(cmd *cobra.Command, path string, rep *httpapi.CheckReport) {
+	w := cmd.OutOrStdout()
+	if rep.OK {
+		fmt.Fprintf(w, "%s: sound (checked in %.2fs)\n", path, rep.Seconds)
+		return
+	}
+	fmt.Fprintf(w, "%s: %s found (checked in %.2fs):\n", path, plural(len(rep.Problems), "problem"), rep.Seconds)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  - %s\n", printable(p))
+	}
+}
