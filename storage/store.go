@@ -37,6 +37,9 @@ var (
 	ErrLocked = errors.New("store is in use by another hookq process")
 	// ErrReadOnly reports a write to a store opened read-only.
 	ErrReadOnly = errors.New("store is open read-only")
+	// ErrDamaged reports a store file whose pages cannot be read: it was
+	// damaged outside hookq (a disk error, a partial copy, an edit).
+	ErrDamaged = errors.New("the store file is damaged")
 	// ErrKeyHeld reports that a task cannot take back its idempotency key
 	// because another task holds it now.
 	ErrKeyHeld = errors.New("idempotency key is held by another task")
@@ -108,21 +111,11 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        lockTimeout,
-		ReadOnly:       opts.ReadOnly,
-		NoSync:         opts.NoSync,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
+	db, err := openFile(path, opts, lockTimeout)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	if err := checkSchema(db, opts.ReadOnly); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 
@@ -134,6 +127,38 @@ func Open(path string, opts *Options) (*Store, error) {
 	s.ops = make(chan *op, maxBatch)
 	go s.commitLoop()
 	return s, nil
+}
+
+// openFile opens the bbolt file and checks its schema. Opening walks the
+// file's pages (the free list is rebuilt, not read), so a damaged page
+// shows here: bbolt panics or reads outside its mapping, which this turns
+// into ErrDamaged rather than a crash.
+func openFile(path string, opts *Options, lockTimeout time.Duration) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			db, err = nil, fmt.Errorf("%w (%v): run \"hookq check\" for a report, "+
+				"and restore the file from a backup", ErrDamaged, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        lockTimeout,
+		ReadOnly:       opts.ReadOnly,
+		NoSync:         opts.NoSync,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchema(db, opts.ReadOnly); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // checkSchema creates the buckets of a new file and refuses a file written

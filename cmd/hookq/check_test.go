@@ -106,4 +106,9 @@ func TestCLI_CheckFindsProblems(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "problem") || strings.Contains(r.stderr, "goroutine") {
 		t.Errorf("check of damaged pages: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
+	// Other commands refuse the store with the same advice.
+	r = hookq(t, dir, "ls")
+	if r.code != 1 || !strings.Contains(r.stderr, "damaged") || strings.Contains(r.stderr, "goroutine") {
+		t.Errorf("ls of damaged pages: exit %d\nstderr: %s", r.code, r.stderr)
+	}
 }
