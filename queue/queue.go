@@ -59,6 +59,11 @@ var (
 	ErrClosed = errors.New("queue closed")
 	// ErrLocked reports that another process holds the store.
 	ErrLocked = storage.ErrLocked
+	// ErrNoSpace reports a write that failed because the store's file
+	// could not grow (a full file system, a quota, a file size limit).
+	// Nothing of it was stored; reads go on, and writes succeed again
+	// once there is room.
+	ErrNoSpace = storage.ErrNoSpace
 	// ErrReadOnly reports a write to a queue opened with ReadOnly.
 	ErrReadOnly = storage.ErrReadOnly
 	// ErrFinal reports a Cancel of a task that has already finished.

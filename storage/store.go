@@ -20,7 +20,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -40,6 +42,11 @@ var (
 	// ErrDamaged reports a store file whose pages cannot be read: it was
 	// damaged outside hookq (a disk error, a partial copy, an edit).
 	ErrDamaged = errors.New("the store file is damaged")
+	// ErrNoSpace reports a commit that failed because the store's file
+	// could not grow: its file system is full, or a quota or file size
+	// limit was reached. Nothing of the commit was kept; the store stays
+	// readable, and writes succeed again once there is room.
+	ErrNoSpace = errors.New("no space left for the store")
 	// ErrKeyHeld reports that a task cannot take back its idempotency key
 	// because another task holds it now.
 	ErrKeyHeld = errors.New("idempotency key is held by another task")
@@ -312,15 +319,31 @@ func (s *Store) commit(batch []*op) {
 			errs = errs[:len(batch)]
 			continue
 		}
+		if err != nil {
+			err = commitError(err)
+		}
 		for i, o := range batch {
 			if err != nil {
-				o.done(fmt.Errorf("commit: %w", err))
+				o.done(err)
 				continue
 			}
 			o.done(errs[i])
 		}
 		return
 	}
+}
+
+// commitError wraps the error of a failed commit, marking with ErrNoSpace
+// one that says the file could not grow. bbolt flattens some of those into
+// text, so the text is read as well as the error chain.
+func commitError(err error) error {
+	msg := err.Error()
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EFBIG.Error()) ||
+		strings.Contains(msg, syscall.EDQUOT.Error()) {
+		return fmt.Errorf("commit: %w (%v)", ErrNoSpace, err)
+	}
+	return fmt.Errorf("commit: %w", err)
 }
 
 // runOp calls fn, turning a panic into an error so that one bad update

@@ -20,6 +20,7 @@ const (
 	CodeForeign  = "forbidden" // a cross-site or wrongly addressed request (403)
 	CodeTooLarge = "too_large" // the request body is over the limit (413)
 	CodeClosed   = "closed"    // the queue is closing or closed (503)
+	CodeNoSpace  = "no_space"  // the store's file system is full (507)
 	CodeInternal = "internal"  // anything else (500)
 	codeMethod   = "method_not_allowed"
 )
@@ -44,6 +45,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, CodeNotFinal
 	case errors.Is(err, queue.ErrKeyHeld):
 		return http.StatusConflict, CodeKeyHeld
+	case errors.Is(err, queue.ErrNoSpace):
+		return http.StatusInsufficientStorage, CodeNoSpace
 	case errors.Is(err, queue.ErrClosed), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, CodeClosed
 	default:
@@ -82,6 +85,8 @@ func (e *Error) Unwrap() error {
 		return queue.ErrKeyHeld
 	case CodeClosed:
 		return queue.ErrClosed
+	case CodeNoSpace:
+		return queue.ErrNoSpace
 	case "":
 		// Not from our handler (a proxy, say): go by the status alone.
 		switch e.StatusCode {
