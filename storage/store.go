@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -418,7 +419,18 @@ func safeCheck(btx *bolt.Tx) (problems []error) {
 }
 
 // View runs fn in a read-only transaction. Keep fn short: a long read
-// transaction stalls a writer that must grow the file.
-func (s *Store) View(fn func(*Tx) error) error {
+// transaction stalls a writer that must grow the file. A read that trips
+// over a damaged page (bbolt panics, or reads outside its mapping) fails
+// with ErrDamaged instead of crashing the process.
+func (s *Store) View(fn func(*Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(runtime.Error); !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("read: %w (%v): run \"hookq check\" for a report", ErrDamaged, r)
+		}
+	}()
 	return s.db.View(func(btx *bolt.Tx) error { return fn(newTx(btx)) })
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
 	"github.com/hookq/hookq/queue"
+	"github.com/hookq/hookq/storage"
 )
 
 // errUnsound reports a store whose check found problems: exit code 1 after
@@ -27,7 +28,7 @@ var errUnsound = errors.New("the store has problems")
 
 // newCheckCmd returns "hookq check".
 func newCheckCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var asJSON, openOnly bool
 	cmd := &cobra.Command{
 		Use:   "check [DIR]",
 		Short: "Verify the store: bbolt's page check and hookq's invariants",
@@ -47,6 +48,9 @@ while it goes on dispatching.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				a.dataFlag = args[0]
+			}
+			if openOnly {
+				return openStoreOnly(a.storePath())
 			}
 			start := time.Now()
 			rep, err := a.check(cmd.Context())
@@ -69,6 +73,8 @@ while it goes on dispatching.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"ok": ..., "problems": [...]} as JSON`)
+	cmd.Flags().BoolVar(&openOnly, "open-only", false, "only open the store for writing, as serve does")
+	cmd.Flags().MarkHidden("open-only")
 	return cmd
 }
 
@@ -124,9 +130,7 @@ func (a *app) checkInChild(ctx context.Context) (*httpapi.CheckReport, error) {
 	if !errors.As(err, &exit) || ctx.Err() != nil {
 		return nil, fmt.Errorf("check: %w", cmp.Or(ctx.Err(), err))
 	}
-	ws, _ := exit.Sys().(syscall.WaitStatus)
-	if ws.Signaled() || strings.Contains(stderr.String(), "fatal error:") ||
-		strings.Contains(stderr.String(), "panic:") {
+	if crashed(err, stderr.String()) {
 		first, _, _ := strings.Cut(strings.TrimSpace(stderr.String()), "\n")
 		return httpapi.NewCheckReport([]error{fmt.Errorf(
 			"reading the store crashed the checker (%s): a page is damaged", first)}), nil
@@ -135,6 +139,55 @@ func (a *app) checkInChild(ctx context.Context) (*httpapi.CheckReport, error) {
 	// pass its message on.
 	msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "hookq: ")
 	return nil, errors.New(cmp.Or(msg, err.Error()))
+}
+
+// openStoreOnly opens the store for writing and closes it: the child side
+// of probeStore.
+func openStoreOnly(path string) error {
+	s, err := storage.Open(path, &storage.Options{LockTimeout: serveLockTimeout})
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// probeStore opens the store for writing in a child process before serve
+// opens it. Opening walks every page to rebuild the free list, and bbolt
+// crashes the process on a damaged page from a goroutine of its own, which
+// no recover reaches; the child takes that crash, and serve refuses the
+// store with a message instead. A missing store, or one another process
+// holds, is left for serve's own open to report.
+func (a *app) probeStore(ctx context.Context) error {
+	if _, err := os.Stat(a.storePath()); err != nil {
+		return nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("probe store: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, self, "--data", a.dataDir(), "check", "--open-only")
+	cmd.Env = append(os.Environ(), envCheckChild+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if err == nil || ctx.Err() != nil || !crashed(err, stderr.String()) {
+		return nil
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(stderr.String()), "\n")
+	return fmt.Errorf("open store %s: %w: opening it crashed (%s); "+
+		"run \"hookq check\" for a report, and restore the file from a backup",
+		a.storePath(), storage.ErrDamaged, first)
+}
+
+// crashed reports whether a child process died of a crash (a signal, a Go
+// panic or fatal error) rather than exiting with an error.
+func crashed(err error, stderr string) bool {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return false
+	}
+	ws, _ := exit.Sys().(syscall.WaitStatus)
+	return ws.Signaled() || strings.Contains(stderr, "fatal error:") || strings.Contains(stderr, "panic:")
 }
 
 // printCheck prints a check's report for people.

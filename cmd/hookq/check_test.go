@@ -106,9 +106,12 @@ func TestCLI_CheckFindsProblems(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "problem") || strings.Contains(r.stderr, "goroutine") {
 		t.Errorf("check of damaged pages: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
-	// Other commands refuse the store with the same advice.
-	r = hookq(t, dir, "ls")
-	if r.code != 1 || !strings.Contains(r.stderr, "damaged") || strings.Contains(r.stderr, "goroutine") {
-		t.Errorf("ls of damaged pages: exit %d\nstderr: %s", r.code, r.stderr)
+	// Other commands, serve among them, refuse the store with the same
+	// advice rather than crash.
+	for _, args := range [][]string{{"ls"}, {"stats"}, {"serve", "--listen", "127.0.0.1:0"}} {
+		r = hookq(t, dir, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "damaged") || strings.Contains(r.stderr, "goroutine") {
+			t.Errorf("%s of damaged pages: exit %d\nstderr: %s", args[0], r.code, r.stderr)
+		}
 	}
 }

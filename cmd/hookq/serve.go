@@ -209,6 +209,9 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	if err := a.probeStore(ctx); err != nil {
+		return err
+	}
 
 	// The TCP listener first: a busy port or a bad address fails here.
 	var tcp net.Listener
