@@ -27,6 +27,7 @@ const (
 	readTimeout       = time.Minute // whole request; long polls are not cut by it
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
+	maxConns          = 1024 // open connections per listener; more wait in the backlog
 	shutdownTimeout   = 5 * time.Second
 	serveLockTimeout  = 2 * time.Second
 )
@@ -337,7 +338,7 @@ func runServer(ctx context.Context, q *queue.Queue, log *slog.Logger, tcp net.Li
 	g, gctx := errgroup.WithContext(ctx)
 	serveOn := func(ln net.Listener) {
 		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(limitConns(ln, maxConns)); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
 			}
 			return nil
