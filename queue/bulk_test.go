@@ -209,3 +209,15 @@ func TestSpec_Validate(t *testing.T) {
 		t.Errorf("Validate of ftp = %v; want ErrInvalid", err)
 	}
 }
+
+func TestQueue_StatsNextRunWithDueTasks(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	h := newHarness(t, &Options{DisableWorkers: true, Clock: clock})
+	at := clock.Now().Add(time.Hour)
+	h.enqueue(t, Spec{URL: "http://h/now"})
+	h.enqueue(t, Spec{URL: "http://h/later", RunAt: &at})
+	s, err := h.q.Stats(context.Background())
+	if err != nil || s.NextRun == nil || !s.NextRun.Equal(at) || s.OldestPending == nil {
+		t.Errorf("Stats = %+v, %v; want next run %s and an oldest pending", s, err, at)
+	}
+}

@@ -253,6 +253,14 @@ func (q *Queue) Stats(ctx context.Context) (*Stats, error) {
 			oldest = ptr(q.firstRun(due[0]))
 		}
 		next = n
+		if next == nil && len(due) > 0 {
+			// Due stopped at a due task: the next run is the first entry
+			// after now.
+			from := storage.ScheduleKey(now.Add(time.Nanosecond), ID{})
+			if _, next, err = tx.Due(now, storage.DueOptions{Max: 1, From: from}); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
