@@ -21,18 +21,29 @@ func (q *Queue) Cancel(ctx context.Context, id ID) (*Task, error) {
 		if cur.State.Final() {
 			return nil, fmt.Errorf("cancel %s: %w (%s)", id, ErrFinal, cur.State)
 		}
-		next := cur.Clone()
-		next.State = storage.Cancelled
-		next.NextAttemptAt = nil
-		next.FinishedAt = &now
-		return next, nil
+		return cancelEdit(cur, now), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 
-	// Abort the attempt in flight, if any; its worker sees the new
-	// revision and leaves the task cancelled.
+	q.aborted(id)
+	return out, nil
+}
+
+// cancelEdit is the change of a cancel: the task becomes cancelled now.
+func cancelEdit(cur *Task, now time.Time) *Task {
+	next := cur.Clone()
+	next.State = storage.Cancelled
+	next.NextAttemptAt = nil
+	next.FinishedAt = &now
+	return next
+}
+
+// aborted follows the commit of a task's cancel: it aborts the attempt in
+// flight, if any, whose worker sees the new revision and leaves the task
+// cancelled, and wakes the task's waiters.
+func (q *Queue) aborted(id ID) {
 	q.mu.Lock()
 	if l := q.leases[id]; l != nil {
 		l.cancelled = true
@@ -42,7 +53,6 @@ func (q *Queue) Cancel(ctx context.Context, id ID) (*Task, error) {
 	}
 	q.mu.Unlock()
 	q.finished(id)
-	return out, nil
 }
 
 // Retry makes a final task pending again, keeping its history: its attempt
@@ -53,21 +63,27 @@ func (q *Queue) Retry(ctx context.Context, id ID) (*Task, error) {
 		if !cur.State.Final() {
 			return nil, fmt.Errorf("retry %s: %w (%s)", id, ErrNotFinal, cur.State)
 		}
-		next := cur.Clone()
-		next.State = storage.Pending
-		next.NextAttemptAt = &now
-		next.FinishedAt = nil
-		next.Result = nil
-		next.Error = nil
-		next.AttemptBase = cur.Attempts
-		next.RetriedAt = &now
-		return next, nil
+		return retryEdit(cur, now), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	q.reschedule(out.NextAttemptAt)
 	return out, nil
+}
+
+// retryEdit is the change of a retry: the task is pending now, with a
+// fresh allowance of attempts.
+func retryEdit(cur *Task, now time.Time) *Task {
+	next := cur.Clone()
+	next.State = storage.Pending
+	next.NextAttemptAt = &now
+	next.FinishedAt = nil
+	next.Result = nil
+	next.Error = nil
+	next.AttemptBase = cur.Attempts
+	next.RetriedAt = &now
+	return next
 }
 
 // change applies a user's change to one task in one commit: edit returns

@@ -36,7 +36,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 	now := q.clock.Now().UTC()
 	tasks := make([]*Task, len(specs))
 	for i := range specs {
-		t, err := q.newTask(&specs[i])
+		t, err := newTask(&specs[i], &q.opts)
 		if err != nil {
 			if len(specs) > 1 {
 				return nil, fmt.Errorf("task %d: %w", i, err)

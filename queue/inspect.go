@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hookq/hookq/storage"
@@ -41,13 +42,38 @@ func (q *Queue) present(t *Task, now time.Time) {
 }
 
 func presentWith(t *Task, now time.Time, leased bool) {
+	t.State = shownState(t, now, leased)
+}
+
+// shownState returns the state a reader should see of the stored task t.
+func shownState(t *Task, now time.Time, leased bool) State {
 	switch {
 	case t.State.Final():
 	case leased:
-		t.State = storage.Active
+		return storage.Active
 	case t.State == storage.Scheduled && t.NextAttemptAt != nil && !t.NextAttemptAt.After(now):
-		t.State = storage.Pending
+		return storage.Pending
 	}
+	return t.State
+}
+
+// storedStates returns the stored states of the tasks a reader sees in
+// state st.
+func storedStates(st State) []State {
+	switch st {
+	case storage.Active:
+		return []State{storage.Scheduled, storage.Pending, storage.Retrying}
+	case storage.Pending:
+		return []State{storage.Pending, storage.Scheduled}
+	default:
+		return []State{st}
+	}
+}
+
+// urlMatch reports whether the URL of t, as output shows it (userinfo
+// replaced), contains sub.
+func urlMatch(t *Task, sub string) bool {
+	return sub == "" || strings.Contains(storage.RedactURL(t.URL), sub)
 }
 
 // leased returns a copy of the lease set, with the stored state of each
@@ -97,6 +123,12 @@ type ListOptions struct {
 	// Before lists the tasks older than this ID, for paging: pass the ID
 	// of the last task of the previous page. Nil starts at the newest.
 	Before *ID
+	// URL keeps only tasks whose URL contains this text, compared with
+	// the URL as output shows it: with its userinfo, if any, replaced by
+	// "xxxxx" (so a filter cannot probe a stored password). Empty means
+	// every URL. The filter reads each task's record; with a filter that
+	// matches little, a page may read much of the store.
+	URL string
 }
 
 // List returns tasks newest first.
@@ -110,7 +142,7 @@ func (q *Queue) List(ctx context.Context, opts ListOptions) ([]*Task, error) {
 	}
 	limit = min(limit, MaxListLimit)
 	if opts.State == storage.Active {
-		return q.listActive(opts.Before, limit)
+		return q.listActive(opts.Before, opts.URL, limit)
 	}
 
 	// A task is shown in the state present gives it, which for tasks not
@@ -118,18 +150,17 @@ func (q *Queue) List(ctx context.Context, opts ListOptions) ([]*Task, error) {
 	now := q.clock.Now()
 	leased := q.leased()
 	sopts := storage.ListOptions{Before: opts.Before, Limit: limit}
+	if opts.URL != "" {
+		sopts.Match = func(t *Task) bool { return urlMatch(t, opts.URL) }
+	}
 	if opts.State != 0 {
 		if !opts.State.Valid() {
 			return nil, fmt.Errorf("list: invalid state %d", opts.State)
 		}
-		sopts.States = []State{opts.State}
-		if opts.State == storage.Pending {
-			sopts.States = append(sopts.States, storage.Scheduled)
-		}
+		sopts.States = storedStates(opts.State)
 		sopts.Match = func(t *Task) bool {
 			_, l := leased[t.ID]
-			presentWith(t, now, l)
-			return t.State == opts.State
+			return shownState(t, now, l) == opts.State && urlMatch(t, opts.URL)
 		}
 	}
 	var out []*Task
@@ -148,8 +179,9 @@ func (q *Queue) List(ctx context.Context, opts ListOptions) ([]*Task, error) {
 	return out, nil
 }
 
-// listActive returns the leased tasks, newest first.
-func (q *Queue) listActive(before *ID, limit int) ([]*Task, error) {
+// listActive returns the leased tasks whose URL contains sub, newest
+// first.
+func (q *Queue) listActive(before *ID, sub string, limit int) ([]*Task, error) {
 	leased := q.leased()
 	ids := make([]ID, 0, len(leased))
 	for id := range leased {
@@ -172,7 +204,7 @@ func (q *Queue) listActive(before *ID, limit int) ([]*Task, error) {
 				return err
 			}
 			presentWith(t, q.clock.Now(), true)
-			if t.State == storage.Active {
+			if t.State == storage.Active && urlMatch(t, sub) {
 				out = append(out, t)
 			}
 		}
@@ -221,6 +253,14 @@ func (q *Queue) Stats(ctx context.Context) (*Stats, error) {
 			oldest = ptr(q.firstRun(due[0]))
 		}
 		next = n
+		if next == nil && len(due) > 0 {
+			// Due stopped at a due task: the next run is the first entry
+			// after now.
+			from := storage.ScheduleKey(now.Add(time.Nanosecond), ID{})
+			if _, next, err = tx.Due(now, storage.DueOptions{Max: 1, From: from}); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

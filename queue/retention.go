@@ -2,18 +2,11 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/hookq/hookq/storage"
-)
-
-// Bounds of one retention transaction, so a sweep never holds the
-// committer for long: at most sweepBatch deletions and sweepScan records
-// read per commit.
-const (
-	sweepBatch = 1000
-	sweepScan  = 20000
 )
 
 // sweepEvery returns how often the retention sweep runs: a tenth of the
@@ -52,26 +45,57 @@ func (q *Queue) Sweep(ctx context.Context) (int, error) {
 	if q.opts.Retention < 0 {
 		return 0, nil
 	}
-	cutoff := q.clock.Now().Add(-q.opts.Retention)
+	deleted, err := q.deleteFinished(ctx, q.clock.Now().Add(-q.opts.Retention))
+	if err == nil && deleted > 0 {
+		q.log.Info("retention sweep", slog.Int(keyDeleted, deleted))
+	}
+	return deleted, err
+}
+
+// Purge deletes the final tasks that finished more than olderThan ago,
+// with their attempts, whatever the retention period, and returns how
+// many it deleted. A state, if given, limits it to the tasks in that
+// state, which must be final (ErrNotFinal otherwise); zero means every
+// final state. Like Sweep it works in bounded transactions; if ctx ends
+// or an error occurs part way, what was deleted stays deleted.
+func (q *Queue) Purge(ctx context.Context, olderThan time.Duration, st State) (int, error) {
+	if q.isClosed() {
+		return 0, ErrClosed
+	}
+	var states []State
+	if st != 0 {
+		if !st.Final() {
+			return 0, fmt.Errorf("purge %s tasks: %w", st, ErrNotFinal)
+		}
+		states = []State{st}
+	}
+	return q.deleteFinished(ctx, q.clock.Now().Add(-olderThan), states...)
+}
+
+// deleteFinished deletes the final tasks in states (none: all final
+// states) that finished before cutoff, in transactions bounded by
+// bulkBatch and bulkScan.
+func (q *Queue) deleteFinished(ctx context.Context, cutoff time.Time,
+	states ...State) (int, error) {
 	var from *ID
 	deleted := 0
 	for {
+		// The update may run more than once: it sets next, not from.
 		var n int
+		var next *ID
 		var done bool
 		err := q.store.Update(ctx, func(tx *storage.Tx) error {
 			var err error
-			n, from, done, err = tx.DeleteFinished(cutoff, from, sweepBatch, sweepScan)
+			n, next, done, err = tx.DeleteFinished(cutoff, from, bulkBatch, bulkScan, states...)
 			return err
 		})
-		deleted += n
 		if err != nil {
-			return deleted, err
+			return deleted, fmt.Errorf("delete finished tasks: %w", err)
 		}
+		deleted += n
 		if done {
-			if deleted > 0 {
-				q.log.Info("retention sweep", slog.Int(keyDeleted, deleted))
-			}
 			return deleted, nil
 		}
+		from = next
 	}
 }

@@ -86,9 +86,17 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// newTask validates spec and returns the task it describes, with the queue's
-// defaults filled in. It does not set the ID or the times.
-func (q *Queue) newTask(spec *Spec) (*storage.Task, error) {
+// Validate reports whether the spec can be enqueued, with an error
+// wrapping ErrInvalid that says which field is wrong. Enqueue checks the
+// same; Validate lets a caller check a batch before it sends any of it.
+func (s *Spec) Validate() error {
+	_, err := newTask(s, &Options{})
+	return err
+}
+
+// newTask validates spec and returns the task it describes, with the
+// defaults of o filled in. It does not set the ID or the times.
+func newTask(spec *Spec, o *Options) (*storage.Task, error) {
 	t := &storage.Task{
 		URL:         strings.TrimSpace(spec.URL),
 		Method:      strings.ToUpper(strings.TrimSpace(spec.Method)),
@@ -148,13 +156,13 @@ func (q *Queue) newTask(spec *Spec) (*storage.Task, error) {
 	case t.MaxAttempts < 0 || t.MaxAttempts > MaxTaskAttempts:
 		return nil, invalid("max_attempts %d is not between 1 and %d", t.MaxAttempts, MaxTaskAttempts)
 	case t.MaxAttempts == 0:
-		t.MaxAttempts = q.opts.MaxAttempts
+		t.MaxAttempts = o.MaxAttempts
 	}
 	switch {
 	case t.Timeout < 0 || time.Duration(t.Timeout) > MaxTaskTimeout:
 		return nil, invalid("timeout %s is not between 0 and %s", time.Duration(t.Timeout), MaxTaskTimeout)
 	case t.Timeout == 0:
-		t.Timeout = storage.Duration(q.opts.Timeout)
+		t.Timeout = storage.Duration(o.Timeout)
 	}
 	if len(spec.Key) > maxKeyLen {
 		return nil, invalid("key is %d bytes; the limit is %d", len(spec.Key), maxKeyLen)

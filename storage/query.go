@@ -86,16 +86,7 @@ func (t *Tx) List(opts ListOptions) ([]*Task, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	wanted := func(State) bool { return true }
-	if len(opts.States) > 0 {
-		var set [Cancelled + 1]bool
-		for _, s := range opts.States {
-			if s.Valid() {
-				set[s] = true
-			}
-		}
-		wanted = func(s State) bool { return s.Valid() && set[s] }
-	}
+	wanted := stateSet(opts.States)
 
 	// Walk back from the newest task, or from the one before opts.Before.
 	c := t.tasks.Cursor()
@@ -130,6 +121,108 @@ func (t *Tx) List(opts ListOptions) ([]*Task, error) {
 		out = append(out, task)
 	}
 	return out, nil
+}
+
+// stateSet returns a test of membership in states; empty means every
+// state.
+func stateSet(states []State) func(State) bool {
+	if len(states) == 0 {
+		return func(State) bool { return true }
+	}
+	var set [Cancelled + 1]bool
+	for _, s := range states {
+		if s.Valid() {
+			set[s] = true
+		}
+	}
+	return func(s State) bool { return s.Valid() && set[s] }
+}
+
+// SelectOptions select the tasks Select returns.
+type SelectOptions struct {
+	// After starts the walk after this ID (exclusive); nil starts at the
+	// oldest task.
+	After *ID
+	// Until ends the walk at this ID (inclusive); nil walks to the newest
+	// task.
+	Until *ID
+	// States keeps only tasks in these stored states; empty means all.
+	States []State
+	// Match, if set, keeps only the tasks for which it reports true.
+	Match func(*Task) bool
+	// Max bounds the number of tasks returned. Zero means 100.
+	Max int
+	// MaxScan bounds the records read, so that one call stays short
+	// whatever the store holds. Zero means no bound.
+	MaxScan int
+}
+
+// Select returns tasks oldest first, for changes in bounded batches: it
+// stops after opts.Max matches or opts.MaxScan records read, and returns
+// the ID to pass as the next call's After, or nil when the walk is over.
+// The caller may change the returned tasks in the same transaction: the
+// walk is finished before it returns.
+func (t *Tx) Select(opts SelectOptions) (tasks []*Task, next *ID, err error) {
+	limit := opts.Max
+	if limit <= 0 {
+		limit = 100
+	}
+	wanted := stateSet(opts.States)
+	c := t.tasks.Cursor()
+	k, v := c.First()
+	if opts.After != nil {
+		if k, v = c.Seek(opts.After[:]); k != nil && ID(k) == *opts.After {
+			k, v = c.Next()
+		}
+	}
+	var last ID // the last record read: the walk resumes after it
+	read := 0
+	for ; k != nil; k, v = c.Next() {
+		id := ID(k)
+		if opts.Until != nil && id.Compare(*opts.Until) > 0 {
+			return tasks, nil, nil
+		}
+		if len(tasks) == limit || (opts.MaxScan > 0 && read == opts.MaxScan) {
+			return tasks, &last, nil
+		}
+		read++
+		last = id
+		s, err := decodeState(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("select: task %s: %w", id, err)
+		}
+		if !wanted(s) {
+			continue
+		}
+		task, err := decodeTask(id, v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("select: %w", err)
+		}
+		if opts.Match != nil && !opts.Match(task) {
+			continue
+		}
+		tasks = append(tasks, task)
+	}
+	return tasks, nil, nil
+}
+
+// Last returns the ID of the newest task, or nil when the store is empty.
+func (t *Tx) Last() *ID {
+	k, _ := t.tasks.Cursor().Last()
+	if k == nil {
+		return nil
+	}
+	id := ID(k)
+	return &id
+}
+
+// KeyHolder returns the task that holds the idempotency key, if any.
+func (t *Tx) KeyHolder(key string) (ID, bool) {
+	v := t.keys.Get([]byte(key))
+	if len(v) != len(ID{}) {
+		return ID{}, false
+	}
+	return ID(v), true
 }
 
 // Check verifies hookq's invariants over the whole store: every record
@@ -210,8 +303,11 @@ func (t *Tx) Check() []error {
 // after deleting max tasks or reading scan records, and returns where to
 // resume; done reports that no task created before cutoff remains to be
 // looked at (a task cannot finish before it was created, so the walk ends
-// at the first ID newer than cutoff).
-func (t *Tx) DeleteFinished(cutoff time.Time, after *ID, max, scan int) (deleted int, next *ID, done bool, err error) {
+// at the first ID newer than cutoff). States, if given, limits the
+// deletion to final tasks in those states; none means every final state.
+func (t *Tx) DeleteFinished(cutoff time.Time, after *ID, max, scan int,
+	states ...State) (deleted int, next *ID, done bool, err error) {
+	wanted := stateSet(states)
 	c := t.tasks.Cursor()
 	k, v := c.First()
 	if after != nil {
@@ -237,7 +333,7 @@ func (t *Tx) DeleteFinished(cutoff time.Time, after *ID, max, scan int) (deleted
 		if err != nil {
 			return 0, nil, false, fmt.Errorf("delete finished: task %s: %w", id, err)
 		}
-		if !s.Final() {
+		if !s.Final() || !wanted(s) {
 			continue
 		}
 		task, err := decodeTask(id, v)

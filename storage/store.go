@@ -120,11 +120,8 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 
 	db, err := openFile(path, opts, lockTimeout)
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, err
 	}
 
 	s := &Store{db: db, readOnly: opts.ReadOnly, done: make(chan struct{})}
@@ -148,11 +145,11 @@ func openFile(path string, opts *Options, lockTimeout time.Duration) (db *bolt.D
 			if db != nil {
 				db.Close()
 			}
-			db, err = nil, fmt.Errorf("%w (%v): run \"hookq check\" for a report, "+
-				"and restore the file from a backup", ErrDamaged, r)
+			db, err = nil, fmt.Errorf("open store %s: %w (%v): run \"hookq check\" for a report, "+
+				"and restore the file from a backup", path, ErrDamaged, r)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{
+	db, err = openLocked(path, &bolt.Options{
 		Timeout:        lockTimeout,
 		ReadOnly:       opts.ReadOnly,
 		NoSync:         opts.NoSync,
@@ -164,9 +161,40 @@ func openFile(path string, opts *Options, lockTimeout time.Duration) (db *bolt.D
 	}
 	if err := checkSchema(db, opts.ReadOnly); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openLocked opens the bbolt file at path and waits for its lock. A file
+// replaced while Open waited for the lock (a compaction renames a new file
+// over the old one, whose lock it held) would leave this process with the
+// old, unlinked file: Open notices that the path no longer names the file
+// it locked and opens it again.
+func openLocked(path string, opts *bolt.Options) (*bolt.DB, error) {
+	const tries = 3
+	for i := 1; ; i++ {
+		before, statErr := os.Stat(path)
+		db, err := bolt.Open(path, 0o600, opts)
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+		if statErr != nil {
+			return db, nil // a new file: nothing could have replaced it
+		}
+		after, err := os.Stat(path)
+		if err == nil && os.SameFile(before, after) {
+			return db, nil
+		}
+		db.Close()
+		if i == tries {
+			return nil, fmt.Errorf("open store %s: the file was replaced %d times while "+
+				"waiting for its lock", path, tries)
+		}
+	}
 }
 
 // checkSchema creates the buckets of a new file and refuses a file written

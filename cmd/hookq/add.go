@@ -28,14 +28,16 @@ type addFlags struct {
 	protocol    string
 	wait        bool
 	waitTimeout time.Duration
+	from        string
+	quiet       bool
 }
 
 // newAddCmd returns "hookq add".
 func newAddCmd(a *app) *cobra.Command {
 	var f addFlags
 	cmd := &cobra.Command{
-		Use:   "add URL [key=value ...]",
-		Short: "Enqueue an HTTP callback task and print its ID",
+		Use:   "add {URL [key=value ...] | --from FILE}",
+		Short: "Enqueue HTTP callback tasks and print their IDs",
 		Long: `Add enqueues a call of URL with the given arguments and prints the new
 task's ID. Arguments are sent in the query of a GET or HEAD and as a form
 body otherwise; a repeated key becomes a list, sent as repeated keys. Values
@@ -45,14 +47,35 @@ With --wait, add then waits for the task and prints its result as
 "hookq wait" does, with the same exit code.
 
 Without a running server the task is stored directly, and runs when
-"hookq serve" starts.`,
+"hookq serve" starts.
+
+With --from FILE (- for standard input), add reads one task object per
+line (JSON lines: the task JSON of the HTTP API, such as
+{"url": "http://h/hook", "args": {"x": 1}}), checks every line before it
+stores any, and stops with the line numbers of the invalid ones if there
+are. It then stores the tasks in chunks of up to 1,000, one commit each,
+and prints their IDs in the order of the lines (with --quiet, only how
+many it added). Blank lines are skipped.`,
 		Example: `  hookq add http://127.0.0.1:8000/multiply x=10 y=10
   hookq add --wait http://127.0.0.1:8000/multiply x=10 y=10
   hookq add --method POST --header 'Authorization: Bearer t0k3n' https://example.com/hook id=7
   hookq add --json '{"event":"signup"}' --key signup-42 https://example.com/hook
-  hookq add --json @payload.json --in 10m --max-attempts 1 https://example.com/hook`,
-		Args: usageArgs(cobra.MinimumNArgs(1)),
+  hookq add --json @payload.json --in 10m --max-attempts 1 https://example.com/hook
+  hookq add --from tasks.jsonl > ids.txt
+  jq -c '.[]' tasks.json | hookq add --from - --quiet`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.from != "" {
+				return nil // addFrom says what is wrong with args
+			}
+			return usageArgs(cobra.MinimumNArgs(1))(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.from != "" {
+				return a.addFrom(cmd, args, &f)
+			}
+			if f.quiet {
+				return usagef("--quiet goes with --from")
+			}
 			return a.add(cmd, args, &f)
 		},
 	}
@@ -75,6 +98,14 @@ Without a running server the task is stored directly, and runs when
 	fl.BoolVar(&f.wait, "wait", false, `wait for the task and print its result, as "hookq wait"`)
 	fl.DurationVar(&f.waitTimeout, "wait-timeout", 0,
 		"with --wait, give up after this long (0: never)")
+	fl.StringVar(&f.from, "from", "",
+		"add the tasks of this file, one JSON task object per line; - reads standard input")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "with --from, print how many tasks were added, not their IDs")
+	cmd.RegisterFlagCompletionFunc("protocol", cobra.FixedCompletions(
+		[]cobra.Completion{"celery", "plain"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("method", cobra.FixedCompletions(
+		[]cobra.Completion{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
+		cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

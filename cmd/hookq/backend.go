@@ -21,11 +21,15 @@ import (
 // which one it got.
 type taskAPI interface {
 	Enqueue(ctx context.Context, spec queue.Spec) (*queue.Task, error)
+	EnqueueMany(ctx context.Context, specs []queue.Spec) ([]*queue.Task, error)
 	Get(ctx context.Context, id queue.ID) (*queue.Task, error)
 	Attempts(ctx context.Context, id queue.ID) ([]queue.Attempt, error)
 	List(ctx context.Context, opts queue.ListOptions) ([]*queue.Task, error)
 	Retry(ctx context.Context, id queue.ID) (*queue.Task, error)
 	Cancel(ctx context.Context, id queue.ID) (*queue.Task, error)
+	RetryAll(ctx context.Context, st queue.State) (int, error)
+	CancelAll(ctx context.Context, st queue.State) (int, error)
+	Purge(ctx context.Context, olderThan time.Duration, st queue.State) (int, error)
 	Stats(ctx context.Context) (*queue.Stats, error)
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 	Close() error

@@ -19,6 +19,9 @@ const (
 	// pollMargin is how much longer than the long poll it asked for a wait
 	// gives the server to answer.
 	pollMargin = 10 * time.Second
+	// bulkTimeout bounds a request that changes every task in a state
+	// (retry, cancel, purge), which the server does in many commits.
+	bulkTimeout = 10 * time.Minute
 )
 
 // serverClient is the client of a server on the data directory's socket.
@@ -55,6 +58,31 @@ func bounded[T any](ctx context.Context, s *serverClient, d time.Duration,
 func (s *serverClient) Enqueue(ctx context.Context, spec queue.Spec) (*queue.Task, error) {
 	return bounded(ctx, s, requestTimeout, func(ctx context.Context) (*queue.Task, error) {
 		return s.c.Enqueue(ctx, spec)
+	})
+}
+
+func (s *serverClient) EnqueueMany(ctx context.Context, specs []queue.Spec) ([]*queue.Task, error) {
+	return bounded(ctx, s, requestTimeout, func(ctx context.Context) ([]*queue.Task, error) {
+		return s.c.EnqueueMany(ctx, specs)
+	})
+}
+
+func (s *serverClient) RetryAll(ctx context.Context, st queue.State) (int, error) {
+	return bounded(ctx, s, bulkTimeout, func(ctx context.Context) (int, error) {
+		return s.c.RetryAll(ctx, st)
+	})
+}
+
+func (s *serverClient) CancelAll(ctx context.Context, st queue.State) (int, error) {
+	return bounded(ctx, s, bulkTimeout, func(ctx context.Context) (int, error) {
+		return s.c.CancelAll(ctx, st)
+	})
+}
+
+func (s *serverClient) Purge(ctx context.Context, olderThan time.Duration,
+	st queue.State) (int, error) {
+	return bounded(ctx, s, bulkTimeout, func(ctx context.Context) (int, error) {
+		return s.c.Purge(ctx, olderThan, st)
 	})
 }
 

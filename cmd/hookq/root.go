@@ -64,7 +64,6 @@ The data directory is --data, else $HOOKQ_DATA, else ./hookq-data.`,
 		SilenceUsage:  true,
 	}
 	root.SetVersionTemplate("hookq {{.Version}}\n")
-	root.CompletionOptions.HiddenDefaultCmd = true
 	root.PersistentFlags().StringVar(&a.dataFlag, "data", "",
 		"data directory (default $"+envData+", else ./"+defaultDir+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
@@ -80,10 +79,13 @@ The data directory is --data, else $HOOKQ_DATA, else ./hookq-data.`,
 		newRetryCmd(a),
 		newCancelCmd(a),
 		newStatsCmd(a),
+		newPurgeCmd(a),
+		newCompactCmd(a),
 		newBackupCmd(a),
 		newCheckCmd(a),
 		newVersionCmd(),
 	)
+	addCompletionCmd(root)
 	return root
 }
 
@@ -94,6 +96,8 @@ func newHelpCmd() *cobra.Command {
 		Use:   "help [command]",
 		Short: "Help about any command",
 		Long:  `Help shows a command's description, flags and examples.`,
+		Example: `  hookq help
+  hookq help add`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target, _, err := cmd.Root().Find(args)
 			if err != nil || target == nil {

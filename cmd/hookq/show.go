@@ -57,7 +57,8 @@ task object, exactly as stored, with an extra "history" array of attempt
 objects.`,
 		Example: `  hookq show 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A
   hookq show --json 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A | jq .history`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: a.completeIDs(nil),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {

@@ -43,7 +43,8 @@ Wait works with or without a running server: without one it waits for a
 server to start, never holding the store while it waits.`,
 		Example: `  hookq wait 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A
   hookq wait --timeout 30s 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A && echo done`,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: a.completeIDs(nil),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -78,6 +79,71 @@ func (c *Client) Enqueue(ctx context.Context, spec queue.Spec) (*queue.Task, err
 	return &t, nil
 }
 
+// EnqueueMany enqueues up to MaxBatchTasks tasks in one commit, all or
+// none, and returns them in the order of specs; a task that an
+// idempotency key matched has Existing set. The encoded specs must fit in
+// MaxBatchBodyBytes.
+func (c *Client) EnqueueMany(ctx context.Context, specs []queue.Spec) ([]*queue.Task, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	body, err := json.Marshal(specs)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue batch: encode tasks: %w", err)
+	}
+	var reply BatchReply
+	if err := c.do(ctx, http.MethodPost, "/v1/tasks/batch", body, &reply); err != nil {
+		return nil, err
+	}
+	if len(reply.Tasks) != len(specs) {
+		return nil, fmt.Errorf("enqueue batch: %d tasks in the reply to %d", len(reply.Tasks),
+			len(specs))
+	}
+	for _, i := range reply.Existing {
+		if i >= 0 && i < len(reply.Tasks) {
+			reply.Tasks[i].Existing = true
+		}
+	}
+	return reply.Tasks, nil
+}
+
+// RetryAll retries every task in the final state st and returns how many.
+func (c *Client) RetryAll(ctx context.Context, st queue.State) (int, error) {
+	var reply CountReply
+	err := c.do(ctx, http.MethodPost, "/v1/tasks/retry?state="+st.String(), []byte{}, &reply)
+	return count(reply.Retried, err)
+}
+
+// CancelAll cancels every task in the state st and returns how many.
+func (c *Client) CancelAll(ctx context.Context, st queue.State) (int, error) {
+	var reply CountReply
+	err := c.do(ctx, http.MethodPost, "/v1/tasks/cancel?state="+st.String(), []byte{}, &reply)
+	return count(reply.Cancelled, err)
+}
+
+// Purge deletes the final tasks (in state st, or any final state when st
+// is zero) that finished more than olderThan ago, and returns how many.
+func (c *Client) Purge(ctx context.Context, olderThan time.Duration, st queue.State) (int, error) {
+	query := url.Values{"older_than": {olderThan.String()}}
+	if st != 0 {
+		query.Set("state", st.String())
+	}
+	var reply CountReply
+	err := c.do(ctx, http.MethodPost, "/v1/tasks/purge?"+query.Encode(), []byte{}, &reply)
+	return count(reply.Deleted, err)
+}
+
+// count returns the count of a bulk reply.
+func count(n *int, err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	if n == nil {
+		return 0, errors.New("bulk reply without a count")
+	}
+	return *n, nil
+}
+
 // Get returns the task with the given ID.
 func (c *Client) Get(ctx context.Context, id queue.ID) (*queue.Task, error) {
 	var t queue.Task
@@ -107,6 +173,9 @@ func (c *Client) List(ctx context.Context, opts queue.ListOptions) ([]*queue.Tas
 	}
 	if opts.Before != nil {
 		query.Set("before", opts.Before.String())
+	}
+	if opts.URL != "" {
+		query.Set("url", opts.URL)
 	}
 	path := "/v1/tasks"
 	if len(query) > 0 {

@@ -33,6 +33,11 @@ const (
 	// MaxWait bounds the long-poll time of /v1/tasks/{id}/wait; a longer
 	// timeout is shortened to it (clients poll again).
 	MaxWait = 5 * time.Minute
+	// MaxBatchBodyBytes bounds the body of POST /v1/tasks/batch; a larger
+	// one is refused with 413.
+	MaxBatchBodyBytes = 32 << 20
+	// MaxBatchTasks bounds the tasks of one POST /v1/tasks/batch.
+	MaxBatchTasks = 1000
 	// DefaultListLimit is the page size of GET /v1/tasks without a limit.
 	DefaultListLimit = 100
 	// MaxListLimit bounds the limit of GET /v1/tasks.
@@ -77,6 +82,10 @@ func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
 	}
 	h := &handler{q: q, log: logger, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
 	h.mux.HandleFunc("POST /v1/tasks", h.enqueue)
+	h.mux.HandleFunc("POST /v1/tasks/batch", h.enqueueBatch)
+	h.mux.HandleFunc("POST /v1/tasks/retry", h.retryAll)
+	h.mux.HandleFunc("POST /v1/tasks/cancel", h.cancelAll)
+	h.mux.HandleFunc("POST /v1/tasks/purge", h.purge)
 	h.mux.HandleFunc("GET /v1/tasks", h.list)
 	h.mux.HandleFunc("GET /v1/tasks/{id}", h.get)
 	h.mux.HandleFunc("GET /v1/tasks/{id}/attempts", h.attempts)
@@ -155,9 +164,7 @@ func (h *handler) noRoute(w http.ResponseWriter, r *http.Request) {
 
 // enqueue serves POST /v1/tasks.
 func (h *handler) enqueue(w http.ResponseWriter, r *http.Request) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, CodeInvalid,
-			"a task is sent as JSON: set Content-Type: application/json")
+	if !isJSON(w, r) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
@@ -187,6 +194,18 @@ func (h *handler) enqueue(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "/v1/tasks/"+t.ID.String())
 	}
 	writeJSON(w, status, t)
+}
+
+// isJSON reports whether the request's body is declared as JSON, and
+// answers 415 when it is not.
+func isJSON(w http.ResponseWriter, r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, CodeInvalid,
+			"a task is sent as JSON: set Content-Type: application/json")
+		return false
+	}
+	return true
 }
 
 // decodeSpec reads one task object, refusing unknown fields and anything
@@ -236,7 +255,7 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// list serves GET /v1/tasks?state=S&limit=N&before=ID.
+// list serves GET /v1/tasks?state=S&url=TEXT&limit=N&before=ID.
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	opts := queue.ListOptions{Limit: DefaultListLimit}
 	query := r.URL.Query()
@@ -257,6 +276,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.Limit = n
 	}
+	opts.URL = query.Get("url")
 	if s := query.Get("before"); s != "" {
 		id, err := queue.ParseID(s)
 		if err != nil {
