@@ -16,7 +16,9 @@ import (
 // then enqueue a task in the same transaction as its own writes.
 //
 // The application owns db: Close leaves it open, and the queue must be
-// closed before db is. A read-only db opens a read-only queue. The options
+// closed before db is. While a queue is open on a bucket of db, OpenDB
+// refuses a second one on it (unless ReadOnly), which would dispatch every
+// task again. A read-only db opens a read-only queue. The options
 // NoSync and LockTimeout do not apply: db has the ones it was opened with,
 // and its NoSync, if set, makes hookq's commits unsynced too.
 //

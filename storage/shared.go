@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -10,6 +11,20 @@ import (
 // DefaultBucket is the top-level bucket that holds hookq's buckets in a
 // database opened by OpenDB, when Options.Bucket names none.
 const DefaultBucket = "hookq"
+
+// claimed holds the buckets of writable stores opened by OpenDB and not yet
+// closed: bbolt's file lock keeps other processes out of a database, but
+// not a second store of this process, whose scheduler would run every task
+// a second time.
+var claimed = struct {
+	sync.Mutex
+	m map[claim]bool
+}{m: make(map[claim]bool)}
+
+type claim struct {
+	db     *bolt.DB
+	bucket string
+}
 
 // OpenDB opens a store inside db, a bbolt database that its caller opened
 // and goes on using for its own data. hookq's buckets live under one
@@ -19,8 +34,10 @@ const DefaultBucket = "hookq"
 // shares db's single writer with the caller, which bbolt serialises.
 //
 // The caller owns db: Close leaves it open, and the caller must close the
-// store before it closes db. A read-only db opens a read-only store. The
-// options LockTimeout and NoSync do not apply: db was opened with its own.
+// store before it closes db. While a writable store is open on a bucket of
+// db, OpenDB refuses another writable store on it. A read-only db opens a
+// read-only store. The options LockTimeout and NoSync do not apply: db was
+// opened with its own.
 func OpenDB(db *bolt.DB, opts *Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("open store: nil database")
@@ -37,11 +54,32 @@ func OpenDB(db *bolt.DB, opts *Options) (*Store, error) {
 		root:     []byte(name),
 		readOnly: opts.ReadOnly || db.IsReadOnly(),
 	}
+	if !s.readOnly {
+		claimed.Lock()
+		taken := claimed.m[claim{db, name}]
+		claimed.m[claim{db, name}] = true
+		claimed.Unlock()
+		if taken {
+			return nil, fmt.Errorf("open store in %s: bucket %q is open in another store",
+				db.Path(), name)
+		}
+	}
 	if err := s.checkSchema(); err != nil {
+		s.release()
 		return nil, fmt.Errorf("open store in %s, bucket %q: %w", db.Path(), name, err)
 	}
 	s.start()
 	return s, nil
+}
+
+// release gives up the claim of a writable store opened by OpenDB.
+func (s *Store) release() {
+	if s.ownDB || s.readOnly {
+		return
+	}
+	claimed.Lock()
+	delete(claimed.m, claim{s.db, string(s.root)})
+	claimed.Unlock()
 }
 
 // UpdateTx runs fn on a Tx over btx, a read-write transaction of the

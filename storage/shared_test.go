@@ -206,6 +206,19 @@ func TestStore_OpenDB(t *testing.T) {
 		}
 	})
 
+	t.Run("OneWriterPerBucket", func(t *testing.T) {
+		db := openAppDB(t)
+		s := openDBTest(t, db, nil)
+		if _, err := OpenDB(db, nil); err == nil {
+			t.Fatal("second OpenDB on the same bucket succeeded")
+		}
+		openDBTest(t, db, &Options{Bucket: "other"})
+		openDBTest(t, db, &Options{ReadOnly: true})
+		s.Close()
+		again := openDBTest(t, db, nil)
+		insert(t, again, newTask(1))
+	})
+
 	t.Run("NilDatabase", func(t *testing.T) {
 		if _, err := OpenDB(nil, nil); err == nil {
 			t.Error("OpenDB(nil) succeeded")

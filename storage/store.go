@@ -244,6 +244,7 @@ func (s *Store) Close() error {
 
 	<-s.done
 	if !s.ownDB {
+		s.release()
 		return nil
 	}
 	if err := s.db.Close(); err != nil {
