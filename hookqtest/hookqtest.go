@@ -4,9 +4,7 @@
 // until every task has finished, and Tasks lists what was enqueued:
 //
 //	func TestSignup(t *testing.T) {
-//		var got atomic.Int32
 //		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-//			got.Add(1)
 //			fmt.Fprint(w, `{"status":"success","retval":"ok"}`)
 //		})
 //		q := hookqtest.Open(t, h, nil)

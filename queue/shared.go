@@ -67,7 +67,8 @@ func openDB(db *bolt.DB, opts *Options, h hooks) (*Queue, error) {
 // IMPORTANT: hookq's own commits wait while tx is open, so keep it short.
 // Inside tx, call no Queue method but EnqueueTx and EnqueueManyTx: the
 // others do not see tx's writes, and those that write (Enqueue, Cancel,
-// Retry) wait for hookq's committer, which waits for tx to end.
+// Retry) wait for hookq's committer, which waits for tx to end: a
+// deadlock.
 func (q *Queue) EnqueueTx(tx *bolt.Tx, spec Spec) (*Task, error) {
 	tasks, err := q.EnqueueManyTx(tx, []Spec{spec})
 	if err != nil {
