@@ -93,6 +93,16 @@ type Options struct {
 	// TLSConfig configures TLS, for example with a custom root CA. It is
 	// cloned, never modified. Nil means the system defaults.
 	TLSConfig *tls.Config
+
+	// Transport, if set, carries every request instead of the network:
+	// a hook for tests, such as package hookqtest's handler in process.
+	// The dispatcher then dials nothing, so the Guard is not applied, and
+	// LookupNetIP, MaxConnsPerHost and TLSConfig are unused. Everything
+	// else is as with the network: the request is built, signed and sent
+	// under the attempt's deadline, redirects follow the same policy, and
+	// the reply is read under the same limits and classified the same
+	// way. Nil means the network.
+	Transport http.RoundTripper
 }
 
 // withDefaults returns o with every zero field set to its default.
@@ -124,12 +134,11 @@ func (o Options) withDefaults() Options {
 // pooled across attempts. A Dispatcher is safe for concurrent use; its
 // options are fixed by New.
 type Dispatcher struct {
-	opts      Options // defaults applied
-	guard     Guard
-	keys      [][]byte
-	lookup    func(ctx context.Context, host string) ([]netip.Addr, error)
-	transport *http.Transport
-	client    *http.Client
+	opts   Options // defaults applied
+	guard  Guard
+	keys   [][]byte
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	client *http.Client
 
 	// now is the clock for timestamps and Retry-After dates.
 	now func() time.Time
@@ -178,7 +187,7 @@ func New(opts Options) (*Dispatcher, error) {
 	if opts.TLSConfig != nil {
 		tlsConfig = opts.TLSConfig.Clone()
 	}
-	d.transport = &http.Transport{
+	var transport http.RoundTripper = &http.Transport{
 		// No proxy: a proxy would dial on our behalf, past the guard.
 		Proxy:                  nil,
 		DialContext:            d.dial,
@@ -194,8 +203,11 @@ func New(opts Options) (*Dispatcher, error) {
 		// whoever chose the encoding.
 		DisableCompression: true,
 	}
+	if opts.Transport != nil {
+		transport = opts.Transport
+	}
 	d.client = &http.Client{
-		Transport:     d.transport,
+		Transport:     transport,
 		CheckRedirect: d.checkRedirect,
 	}
 	return d, nil
@@ -204,7 +216,7 @@ func New(opts Options) (*Dispatcher, error) {
 // Close closes the idle connections. Attempts in flight are not affected,
 // and the Dispatcher stays usable.
 func (d *Dispatcher) Close() {
-	d.transport.CloseIdleConnections()
+	d.client.CloseIdleConnections()
 }
 
 // Do makes one attempt of r and says how it went. It returns when the

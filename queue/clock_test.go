@@ -75,6 +75,32 @@ func (c *fakeClock) waitForTimer(t testing.TB) {
 	}
 }
 
+// waitForTimerAt blocks until a timer is pending for exactly at, or fails
+// the test after 10s. A test that moves the clock to a task's run time
+// waits for the scheduler's timer first: the scheduler measures its sleep
+// from Now, so a clock moved before the timer is made would put the timer
+// that much too late.
+func (c *fakeClock) waitForTimerAt(t testing.TB, at time.Time) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		found := false
+		for _, tm := range c.timers {
+			found = found || tm.at.Equal(at)
+		}
+		c.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-c.added:
+		case <-deadline:
+			t.Fatalf("no timer for %v was made within 10s", at)
+		}
+	}
+}
+
 // Set moves the clock to t, which must not be before its current time.
 func (c *fakeClock) Set(t time.Time) { c.Advance(t.Sub(c.Now())) }
 

@@ -31,8 +31,28 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 	if len(specs) == 0 {
 		return nil, nil
 	}
+	tasks, err := q.newTasks(specs)
+	if err != nil {
+		return nil, err
+	}
 
-	// Validate everything before anything is written.
+	// One commit for the lot: an error rolls all of them back.
+	var out []*Task
+	err = q.store.Update(ctx, func(tx *storage.Tx) error {
+		var err error
+		out, err = insertAll(tx, tasks)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	q.reschedule(earliest(tasks))
+	return out, nil
+}
+
+// newTasks validates specs and returns the tasks they describe, with IDs
+// and times, ready to insert.
+func (q *Queue) newTasks(specs []Spec) ([]*Task, error) {
 	now := q.clock.Now().UTC()
 	tasks := make([]*Task, len(specs))
 	for i := range specs {
@@ -56,27 +76,25 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 		t.NextAttemptAt = &next
 		tasks[i] = t
 	}
+	return tasks, nil
+}
 
-	// One commit for the lot: an error rolls all of them back.
+// insertAll inserts tasks in tx and returns what the caller gets back: each
+// task, or the kept task that holds its idempotency key, with Existing set.
+// It may run more than once (see storage.Store.Update).
+func insertAll(tx *storage.Tx, tasks []*Task) ([]*Task, error) {
 	out := make([]*Task, len(tasks))
-	err := q.store.Update(ctx, func(tx *storage.Tx) error {
-		for i, t := range tasks {
-			prev, dup, err := tx.Insert(t)
-			if err != nil {
-				return err
-			}
-			out[i] = t
-			if dup {
-				prev.Existing = true
-				out[i] = prev
-			}
+	for i, t := range tasks {
+		prev, dup, err := tx.Insert(t)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("enqueue: %w", err)
+		out[i] = t
+		if dup {
+			prev.Existing = true
+			out[i] = prev
+		}
 	}
-	q.reschedule(earliest(tasks))
 	return out, nil
 }
 

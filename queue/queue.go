@@ -3,6 +3,12 @@
 // the calls, retry transient failures with exponential backoff and store
 // each task's result under its ID.
 //
+// Open keeps the queue in a bbolt file of its own. OpenDB keeps it inside a
+// bbolt database the application already uses, under one bucket, so that
+// EnqueueTx can enqueue a task in the same transaction as the
+// application's own writes: the task exists if and only if that
+// transaction commits.
+//
 // Enqueue returns only once the task is on disk. Leases live in memory: the
 // process that opened the queue is the store's only writer, so when it dies
 // its leases die with it, and on the next Open every unfinished task is ready
@@ -16,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -82,10 +89,11 @@ func ParseID(s string) (ID, error) { return storage.ParseID(s) }
 func ParseState(s string) (State, error) { return storage.ParseState(s) }
 
 // Options configure a queue. A nil *Options means all defaults; each zero
-// field means its default.
+// field means its default, and so does a negative one unless its doc says
+// otherwise.
 type Options struct {
-	// Workers is the number of concurrent attempts, at most 10,000.
-	// Defaults to 128.
+	// Workers is the number of concurrent attempts, at most MaxWorkers
+	// (10,000; more is cut down to it). Defaults to 128.
 	Workers int
 	// PerHost bounds the attempts in flight to one host (host:port), so one
 	// slow endpoint cannot take every worker. Zero means no limit.
@@ -93,48 +101,63 @@ type Options struct {
 	// PerHostRate bounds the attempts started to one host per second,
 	// with bursts of up to that many (at least one). Zero means no limit.
 	PerHostRate float64
-	// MaxAttempts is the attempt limit of a task that sets none.
+	// MaxAttempts is the attempt limit of a task whose spec sets none.
 	// Defaults to 10.
 	MaxAttempts int
-	// Timeout is the per-attempt deadline of a task that sets none.
+	// Timeout is the per-attempt deadline of a task whose spec sets none.
 	// Defaults to 15s.
 	Timeout time.Duration
 	// BackoffBase is the delay before the first retry; retry n waits
-	// about BackoffBase·2^n, with jitter. Defaults to 1s.
+	// about BackoffBase·2^n, with 20% jitter. Defaults to 1s.
 	BackoffBase time.Duration
 	// BackoffCap bounds the delay between attempts, including one asked
 	// for by Retry-After. Defaults to 1h.
 	BackoffCap time.Duration
-	// MaxAge bounds how long after its first run time a task may still be
-	// retried: a retry that would start later fails the task instead.
-	// Defaults to 24h.
+	// MaxAge bounds how long after its first run time (or its last Retry)
+	// a task may still be retried: a retry that would start later fails
+	// the task instead. Defaults to 24h.
 	MaxAge time.Duration
 	// Retention is how long a finished task is kept after it finished;
 	// a background sweep then deletes it with its attempts. Negative
 	// keeps finished tasks forever. Defaults to 7 days.
 	Retention time.Duration
 	// Grace is how long Close lets in-flight attempts finish before it
-	// cancels them (they run again after the next Open). Defaults to 10s.
+	// cancels them (they run again after the next Open). It is wall time,
+	// whatever Clock says. Defaults to 10s.
 	Grace time.Duration
 	// Dispatch configures the HTTP side: guard, signing secrets, body
-	// limit, user agent. Its Timeout is ignored in favour of each task's.
+	// limit, redirects, user agent; its zero value means dispatch's
+	// defaults. Its Timeout is ignored in favour of each task's, and its
+	// MaxConnsPerHost defaults to Workers, or PerHost when that is lower.
 	Dispatch dispatch.Options
-	// Logger receives the queue's logs. Nil means no logging.
+	// Logger receives the queue's logs: Info when the queue opens and
+	// closes and when a task finishes, Debug for an attempt to be retried,
+	// Warn and Error for trouble no caller sees. Nil means no logging.
 	Logger *slog.Logger
 	// Clock tells the time and makes timers. Nil means the system clock.
 	Clock Clock
 	// DisableWorkers opens the queue for enqueue and inspection only: no
-	// task is dispatched. The CLI uses it when no server is running.
+	// task is dispatched, and Wait fails with ErrNoWorkers for a task that
+	// is not final. The CLI uses it when no server is running. Defaults
+	// to false.
 	DisableWorkers bool
-	// ReadOnly opens the store read-only, sharing it with other readers;
-	// writes fail with ErrReadOnly and no task is dispatched.
+	// ReadOnly opens the store read-only, sharing a file of hookq's own
+	// with other readers; writes fail with ErrReadOnly and no task is
+	// dispatched. OpenDB on a read-only database implies it. Defaults to
+	// false.
 	ReadOnly bool
 	// LockTimeout is how long Open waits for another process to release
-	// the store before failing with ErrLocked. Defaults to 2s.
+	// the store before failing with ErrLocked. Defaults to 2s. OpenDB
+	// ignores it: the application opened the database.
 	LockTimeout time.Duration
 	// NoSync skips fsync on commit. For tests and benchmarks only: a crash
-	// may then lose acknowledged tasks. Defaults to false.
+	// may then lose acknowledged tasks. Defaults to false. OpenDB ignores
+	// it: the database's own NoSync applies.
 	NoSync bool
+	// Bucket names the top-level bucket that holds hookq's buckets in a
+	// database opened by OpenDB. Defaults to "hookq". Open ignores it: in
+	// a file of hookq's own the buckets are top-level.
+	Bucket string
 }
 
 func (o *Options) withDefaults() Options {
@@ -189,11 +212,12 @@ type Queue struct {
 	log   *slog.Logger
 	ids   *idSource
 
-	// mu guards closed, leases and waiters. It may be held while opening
-	// a store transaction (the scheduler does), so it must never be taken
-	// inside one: a writer growing the file would deadlock the two.
+	// mu guards leases and waiters. It may be held while opening a store
+	// transaction (the scheduler does), so it must never be taken inside
+	// one: a writer growing the file would deadlock the two. closed is set
+	// under mu, so a scan under mu sees it, but read without it elsewhere.
 	mu     sync.Mutex
-	closed bool
+	closed atomic.Bool
 	leases map[ID]*lease
 	hosts  map[string]*hostGate // per-host limits, when set
 	// scanFrom is the schedule key where the next scan starts: the last
@@ -229,7 +253,7 @@ func Open(path string, opts *Options) (*Queue, error) {
 	return open(path, opts, hooks{})
 }
 
-// open is Open with a hook for tests, set before any worker starts.
+// open is Open with hooks for tests, set before any worker starts.
 func open(path string, opts *Options, h hooks) (*Queue, error) {
 	o := opts.withDefaults()
 	store, err := storage.Open(path, &storage.Options{
@@ -240,6 +264,12 @@ func open(path string, opts *Options, h hooks) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newQueue(store, o, h, path)
+}
+
+// newQueue returns a queue over store and starts it unless o says not to.
+// path names the store's file in logs. On error it closes store.
+func newQueue(store *storage.Store, o Options, h hooks, path string) (*Queue, error) {
 	q := &Queue{
 		opts:    o,
 		store:   store,
@@ -267,6 +297,7 @@ func open(path string, opts *Options, h hooks) (*Queue, error) {
 			dopts.MaxConnsPerHost = min(o.PerHost, o.Workers)
 		}
 	}
+	var err error
 	q.disp, err = dispatch.New(dopts)
 	if err != nil {
 		store.Close()
@@ -303,7 +334,7 @@ func (q *Queue) start() {
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		q.mu.Lock()
-		q.closed = true
+		q.closed.Store(true)
 		q.mu.Unlock()
 
 		if q.group != nil {
@@ -333,12 +364,9 @@ func (q *Queue) Close() error {
 	return q.closeErr
 }
 
-// isClosed reports whether Close has begun.
-func (q *Queue) isClosed() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.closed
-}
+// isClosed reports whether Close has begun. It takes no lock, so it may be
+// called inside a transaction.
+func (q *Queue) isClosed() bool { return q.closed.Load() }
 
 // Log attribute keys.
 const (

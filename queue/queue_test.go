@@ -224,6 +224,7 @@ func TestQueue_BackoffSchedule(t *testing.T) {
 		if n := calls.Load(); n != int32(k+1) {
 			t.Fatalf("calls = %d before the clock moved; want %d", n, k+1)
 		}
+		clock.waitForTimerAt(t, *got.NextAttemptAt)
 		clock.Set(*got.NextAttemptAt)
 	}
 	h.nextAttempt(t)
@@ -253,6 +254,7 @@ func TestQueue_ScheduledRunsAtItsTime(t *testing.T) {
 	if got, _ := h.q.Get(context.Background(), task.ID); got.State != Scheduled || calls.Load() != 1 {
 		t.Fatalf("before its time: %s, calls %d; want scheduled, 1", got.State, calls.Load())
 	}
+	clock.waitForTimerAt(t, at)
 	clock.Set(at)
 	if got := h.wait(t, task.ID); got.State != Succeeded {
 		t.Errorf("after its time: %s", got.State)
@@ -743,6 +745,7 @@ func TestQueue_RetryAfter(t *testing.T) {
 	if d := got.NextAttemptAt.Sub(clock.Now()); d != 120*time.Second {
 		t.Errorf("next attempt in %v; want 120s", d)
 	}
+	clock.waitForTimerAt(t, *got.NextAttemptAt)
 	clock.Advance(119 * time.Second)
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("calls before Retry-After passed = %d", n)

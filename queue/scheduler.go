@@ -94,7 +94,7 @@ func (q *Queue) schedule(ctx context.Context) error {
 func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
+	if q.closed.Load() {
 		return nil, nil, nil
 	}
 

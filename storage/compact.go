@@ -78,7 +78,7 @@ func Compact(path string, opts *CompactOptions) (*CompactResult, error) {
 		return nil, fmt.Errorf("compact: %w", err)
 	}
 	defer src.Close()
-	if err := checkSchema(src, true); err != nil {
+	if err := (&Store{db: src, readOnly: true}).checkSchema(); err != nil {
 		return nil, fmt.Errorf("compact %s: %w", path, err)
 	}
 	before, err := os.Stat(path)

@@ -1,6 +1,9 @@
 // Package storage keeps hookq's tasks in one bbolt file: the task records
 // under their ULIDs, a schedule index ordered by run time, the attempts of
-// each task, idempotency keys and per-state counters.
+// each task, idempotency keys and per-state counters. Open opens a file of
+// hookq's own, where these buckets are top-level; OpenDB opens a store in a
+// database an application opened, under one bucket of the application's
+// database, and UpdateTx writes in the application's own transactions.
 //
 // Every write goes through a single committer goroutine that takes all the
 // updates queued at that moment, applies them in one read-write transaction
@@ -23,6 +26,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,27 +75,38 @@ var (
 // stays bounded under a flood of writers.
 const maxBatch = 4096
 
-// Options configure Open. The zero value (or nil) means defaults.
+// Options configure Open and OpenDB. The zero value (or nil) means
+// defaults.
 type Options struct {
-	// ReadOnly opens the file with a shared lock for reading only; writes
-	// fail with ErrReadOnly. Several read-only opens may share a file, but
-	// not with a writer.
+	// ReadOnly opens the store for reading only; writes fail with
+	// ErrReadOnly. Open then takes a shared lock on the file, so several
+	// read-only opens may share a file, but not with a writer. OpenDB
+	// opens a read-only store on a read-only database whatever ReadOnly
+	// says. Defaults to false.
 	ReadOnly bool
 	// LockTimeout is how long Open waits for another process to release
-	// the file before it fails with ErrLocked. Defaults to 2s.
+	// the file before it fails with ErrLocked. Zero or negative means 2s.
+	// OpenDB ignores it: the caller opened the database.
 	LockTimeout time.Duration
 	// NoSync skips the fsync of each commit. Only for tests and benchmarks:
-	// a crash may then lose acknowledged writes. Defaults to false.
+	// a crash may then lose acknowledged writes. Defaults to false. OpenDB
+	// ignores it: the database's own NoSync applies.
 	NoSync bool
+	// Bucket names the top-level bucket that holds hookq's buckets in a
+	// database opened by OpenDB. Empty means DefaultBucket ("hookq"). Open
+	// ignores it: in a file of hookq's own the buckets are top-level.
+	Bucket string
 }
 
 // Store is an open hookq store. It is safe for concurrent use.
 type Store struct {
 	db       *bolt.DB
+	ownDB    bool   // Close closes db: Open opened it
+	root     []byte // the bucket holding hookq's buckets; nil: top-level
 	readOnly bool
 
-	mu     sync.RWMutex // guards closed against sends on ops
-	closed bool
+	mu     sync.RWMutex // held to close ops, and to send on it while open
+	closed atomic.Bool  // set under mu; read without it by UpdateTx
 	ops    chan *op
 	done   chan struct{} // closed when the committer has exited
 }
@@ -119,18 +134,11 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 
-	db, err := openFile(path, opts, lockTimeout)
+	s, err := openFile(path, opts, lockTimeout)
 	if err != nil {
 		return nil, err
 	}
-
-	s := &Store{db: db, readOnly: opts.ReadOnly, done: make(chan struct{})}
-	if opts.ReadOnly {
-		close(s.done)
-		return s, nil
-	}
-	s.ops = make(chan *op, maxBatch)
-	go s.commitLoop()
+	s.start()
 	return s, nil
 }
 
@@ -138,18 +146,18 @@ func Open(path string, opts *Options) (*Store, error) {
 // file's pages (the free list is rebuilt, not read), so a damaged page
 // shows here: bbolt panics or reads outside its mapping, which this turns
 // into ErrDamaged rather than a crash.
-func openFile(path string, opts *Options, lockTimeout time.Duration) (db *bolt.DB, err error) {
+func openFile(path string, opts *Options, lockTimeout time.Duration) (s *Store, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			if db != nil {
-				db.Close()
+			if s != nil {
+				s.db.Close()
 			}
-			db, err = nil, fmt.Errorf("open store %s: %w (%v): run \"hookq check\" for a report, "+
+			s, err = nil, fmt.Errorf("open store %s: %w (%v): run \"hookq check\" for a report, "+
 				"and restore the file from a backup", path, ErrDamaged, r)
 		}
 	}()
-	db, err = openLocked(path, &bolt.Options{
+	db, err := openLocked(path, &bolt.Options{
 		Timeout:        lockTimeout,
 		ReadOnly:       opts.ReadOnly,
 		NoSync:         opts.NoSync,
@@ -159,11 +167,12 @@ func openFile(path string, opts *Options, lockTimeout time.Duration) (db *bolt.D
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSchema(db, opts.ReadOnly); err != nil {
+	s = &Store{db: db, ownDB: true, readOnly: opts.ReadOnly}
+	if err := s.checkSchema(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return db, nil
+	return s, nil
 }
 
 // openLocked opens the bbolt file at path and waits for its lock. A file
@@ -197,39 +206,83 @@ func openLocked(path string, opts *bolt.Options) (*bolt.DB, error) {
 	}
 }
 
-// checkSchema creates the buckets of a new file and refuses a file written
+// start starts the committer of a writable store.
+func (s *Store) start() {
+	s.done = make(chan struct{})
+	if s.readOnly {
+		close(s.done)
+		return
+	}
+	s.ops = make(chan *op, maxBatch)
+	go s.commitLoop()
+}
+
+// parent is what holds hookq's buckets: the bolt.Tx itself in a file of
+// hookq's own, or one bucket of a database shared with its caller. Both
+// types look buckets up the same way.
+type parent interface {
+	Bucket(name []byte) *bolt.Bucket
+	CreateBucketIfNotExists(name []byte) (*bolt.Bucket, error)
+}
+
+// parent returns what holds hookq's buckets in btx. It fails if the
+// bucket holding them is missing: the caller of OpenDB deleted it.
+func (s *Store) parent(btx *bolt.Tx) (parent, error) {
+	if s.root == nil {
+		return btx, nil
+	}
+	b := btx.Bucket(s.root)
+	if b == nil {
+		return nil, fmt.Errorf("no bucket %q in %s", s.root, s.db.Path())
+	}
+	return b, nil
+}
+
+// checkSchema creates the buckets of a new store and refuses one written
 // by a newer hookq.
-func checkSchema(db *bolt.DB, readOnly bool) error {
-	check := func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
+func (s *Store) checkSchema() error {
+	check := func(p parent) error {
+		meta := p.Bucket(bucketMeta)
 		if meta == nil {
 			return nil
 		}
 		if v := meta.Get(keyVersion); len(v) == 8 && binary.BigEndian.Uint64(v) > schemaVersion {
-			return fmt.Errorf("file has schema version %d; this hookq reads up to %d",
+			return fmt.Errorf("store has schema version %d; this hookq reads up to %d",
 				binary.BigEndian.Uint64(v), schemaVersion)
 		}
 		return nil
 	}
-	if readOnly {
-		return db.View(func(tx *bolt.Tx) error {
-			if tx.Bucket(bucketMeta) == nil {
+	if s.readOnly {
+		return s.db.View(func(tx *bolt.Tx) error {
+			p, err := s.parent(tx)
+			if err != nil {
+				return fmt.Errorf("not a hookq store: %w", err)
+			}
+			if p.Bucket(bucketMeta) == nil {
 				return errors.New("not a hookq store, or its root page is damaged (no meta bucket)")
 			}
-			return check(tx)
+			return check(p)
 		})
 	}
-	return db.Update(func(tx *bolt.Tx) error {
-		if err := check(tx); err != nil {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		var p parent = tx
+		if s.root != nil {
+			b, err := tx.CreateBucketIfNotExists(s.root)
+			if err != nil {
+				return fmt.Errorf("create bucket %s: %w", s.root, err)
+			}
+			p = b
+		}
+		if err := check(p); err != nil {
 			return err
 		}
 		for _, name := range [][]byte{bucketTasks, bucketSchedule, bucketAttempts,
 			bucketKeys, bucketCounts, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			if _, err := p.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
+		meta := p.Bucket(bucketMeta)
 		if meta.Get(keyVersion) == nil {
 			return meta.Put(keyVersion, binary.BigEndian.AppendUint64(nil, schemaVersion))
 		}
@@ -237,21 +290,26 @@ func checkSchema(db *bolt.DB, readOnly bool) error {
 	})
 }
 
-// Close waits for queued updates to commit and closes the file. It is safe
-// to call more than once.
+// Close waits for queued updates to commit and closes the file. A store
+// opened by OpenDB leaves the database open: its caller owns it. Close is
+// safe to call more than once.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Load() {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
+	s.closed.Store(true)
 	if s.ops != nil {
 		close(s.ops)
 	}
 	s.mu.Unlock()
 
 	<-s.done
+	if !s.ownDB {
+		s.release()
+		return nil
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -292,7 +350,7 @@ func (s *Store) UpdateAsync(fn func(*Tx) error, done func(error)) error {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
+	if s.closed.Load() {
 		return ErrClosed
 	}
 	s.ops <- &op{fn: fn, done: done}
@@ -331,7 +389,10 @@ func (s *Store) commit(batch []*op) {
 	for len(batch) > 0 {
 		spoiled := -1
 		err := s.db.Update(func(btx *bolt.Tx) error {
-			tx := newTx(btx)
+			tx, err := s.newTx(btx)
+			if err != nil {
+				return err
+			}
 			for i, o := range batch {
 				before := tx.writes
 				errs[i] = runOp(o.fn, tx)
@@ -391,12 +452,10 @@ func runOp(fn func(*Tx) error, tx *Tx) (err error) {
 // transaction, while updates go on, and returns the bytes written. The copy
 // is a bbolt file that Open accepts. Updates that commit during the copy
 // are not in it; a writer that must grow the file waits for the copy to
-// end.
+// end. For a store opened with OpenDB the copy is of the whole database,
+// the caller's buckets included.
 func (s *Store) Backup(w io.Writer) (int64, error) {
-	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.closed.Load() {
 		return 0, ErrClosed
 	}
 	var n int64
@@ -425,7 +484,11 @@ func (s *Store) Check() []error {
 			// Reading records over broken pages could panic.
 			return nil
 		}
-		problems = append(problems, safeCheck(btx)...)
+		tx, err := s.newTx(btx)
+		if err != nil {
+			return err
+		}
+		problems = append(problems, safeCheck(tx)...)
 		return nil
 	})
 	if err != nil {
@@ -436,14 +499,14 @@ func (s *Store) Check() []error {
 
 // safeCheck runs Tx.Check, turning a panic or a memory fault while
 // reading a damaged record into a problem.
-func safeCheck(btx *bolt.Tx) (problems []error) {
+func safeCheck(tx *Tx) (problems []error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			problems = append(problems, fmt.Errorf("reading the store failed: %v", r))
 		}
 	}()
-	return newTx(btx).Check()
+	return tx.Check()
 }
 
 // View runs fn in a read-only transaction. Keep fn short: a long read
@@ -460,5 +523,11 @@ func (s *Store) View(fn func(*Tx) error) (err error) {
 			err = fmt.Errorf("read: %w (%v): run \"hookq check\" for a report", ErrDamaged, r)
 		}
 	}()
-	return s.db.View(func(btx *bolt.Tx) error { return fn(newTx(btx)) })
+	return s.db.View(func(btx *bolt.Tx) error {
+		tx, err := s.newTx(btx)
+		if err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }

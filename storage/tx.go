@@ -24,14 +24,24 @@ type Tx struct {
 	writes   int                  // write calls so far, to spot a spoiled update
 }
 
-func newTx(btx *bolt.Tx) *Tx {
+// newTx returns a Tx over the store's buckets in btx. It fails if one is
+// missing, which in a database shared with its caller means the caller
+// deleted it.
+func (s *Store) newTx(btx *bolt.Tx) (*Tx, error) {
+	p, err := s.parent(btx)
+	if err != nil {
+		return nil, err
+	}
 	t := &Tx{
 		tx:       btx,
-		tasks:    btx.Bucket(bucketTasks),
-		schedule: btx.Bucket(bucketSchedule),
-		attempts: btx.Bucket(bucketAttempts),
-		keys:     btx.Bucket(bucketKeys),
-		counts:   btx.Bucket(bucketCounts),
+		tasks:    p.Bucket(bucketTasks),
+		schedule: p.Bucket(bucketSchedule),
+		attempts: p.Bucket(bucketAttempts),
+		keys:     p.Bucket(bucketKeys),
+		counts:   p.Bucket(bucketCounts),
+	}
+	if t.tasks == nil || t.schedule == nil || t.attempts == nil || t.keys == nil || t.counts == nil {
+		return nil, errors.New("a bucket of the store is missing")
 	}
 	if btx.Writable() {
 		// Keys ascend (ULIDs, run times), so pages can be filled: the
@@ -40,7 +50,7 @@ func newTx(btx *bolt.Tx) *Tx {
 		t.attempts.FillPercent = 0.95
 		t.schedule.FillPercent = 0.9
 	}
-	return t
+	return t, nil
 }
 
 // ScheduleKey returns the schedule index key of a task due at at: its run
