@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hookq/hookq/internal/failpoint"
 	"github.com/hookq/hookq/storage"
 )
 
@@ -46,6 +47,7 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
+	failpoint.Hit(failpoint.EnqueueAfterCommit)
 	q.reschedule(earliest(tasks))
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hookq/hookq/internal/failpoint"
 	"github.com/hookq/hookq/storage"
 )
 
@@ -96,6 +97,7 @@ func (q *Queue) deleteFinished(ctx context.Context, cutoff time.Time,
 		if done {
 			return deleted, nil
 		}
+		failpoint.Hit(failpoint.SweepBetweenBatches)
 		from = next
 	}
 }

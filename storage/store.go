@@ -32,6 +32,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/hookq/hookq/internal/failpoint"
 )
 
 // Errors returned by the store. Compare with errors.Is.
@@ -400,8 +402,13 @@ func (s *Store) commit(batch []*op) {
 					spoiled = i
 					return errs[i]
 				}
+				failpoint.Hit(failpoint.CommitBatch)
 			}
-			return tx.flush()
+			if err := tx.flush(); err != nil {
+				return err
+			}
+			failpoint.Hit(failpoint.CommitBeforeSync)
+			return nil
 		})
 		if spoiled >= 0 {
 			batch[spoiled].done(errs[spoiled])
@@ -411,6 +418,8 @@ func (s *Store) commit(batch []*op) {
 		}
 		if err != nil {
 			err = commitError(err)
+		} else {
+			failpoint.Hit(failpoint.CommitAfterSync)
 		}
 		for i, o := range batch {
 			if err != nil {

@@ -133,7 +133,14 @@ type process struct {
 // it is still running.
 func start(t *testing.T, dir string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: command(dir, args...), log: newLineWatch(), done: make(chan struct{})}
+	return startCmd(t, command(dir, args...), args)
+}
+
+// startCmd starts cmd, a hookq command, in the background; the test's
+// cleanup kills it if it is still running.
+func startCmd(t *testing.T, cmd *exec.Cmd, args []string) *process {
+	t.Helper()
+	p := &process{cmd: cmd, log: newLineWatch(), done: make(chan struct{})}
 	p.cmd.Stdout = &p.stdout
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -191,7 +198,12 @@ var listenRE = regexp.MustCompile(`msg=serving listen=(\S+)`)
 // it serves.
 func startServe(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
-	p := start(t, dir, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	return serving(t, start(t, dir, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...))
+}
+
+// serving waits until p, a hookq serve, serves and returns it as a server.
+func serving(t *testing.T, p *process) *server {
+	t.Helper()
 	line := p.log.waitFor(t, "msg=serving", p.done)
 	m := listenRE.FindStringSubmatch(line)
 	if m == nil {
