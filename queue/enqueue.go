@@ -59,7 +59,9 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 
 	// One commit for the lot: an error rolls all of them back.
 	out := make([]*Task, len(tasks))
-	err := q.store.Update(ctx, func(tx *storage.Tx) error {
+	var existing int
+	apply := func(tx *storage.Tx) error {
+		existing = 0
 		for i, t := range tasks {
 			prev, dup, err := tx.Insert(t)
 			if err != nil {
@@ -69,15 +71,44 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 			if dup {
 				prev.Existing = true
 				out[i] = prev
+				existing++
 			}
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := q.commit(ctx, apply, func() *event {
+		if q.opts.OnEnqueue == nil {
+			return nil
+		}
+		return &event{enqueue: &EnqueueEvent{Tasks: len(tasks) - existing, Existing: existing}}
+	}); err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
 	q.reschedule(earliest(tasks))
 	return out, nil
+}
+
+// commit runs fn in a store update and waits for it, like Store.Update;
+// once it is committed, the event report makes, if any, is queued for the
+// reporter from the committer itself, so that it is delivered before Close
+// returns.
+func (q *Queue) commit(ctx context.Context, fn func(*storage.Tx) error, report func() *event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch := make(chan error, 1)
+	err := q.store.UpdateAsync(fn, func(err error) {
+		if err == nil {
+			if ev := report(); ev != nil {
+				q.report.push(ev)
+			}
+		}
+		ch <- err
+	})
+	if err != nil {
+		return err
+	}
+	return <-ch
 }
 
 // earliest returns the earliest next attempt time of tasks.

@@ -130,6 +130,23 @@ type Options struct {
 	// NoSync skips fsync on commit. For tests and benchmarks only: a crash
 	// may then lose acknowledged tasks. Defaults to false.
 	NoSync bool
+
+	// OnEnqueue, if set, is called after each commit of Enqueue or
+	// EnqueueMany that stored tasks or matched keys. Like OnAttempt it
+	// runs on the queue's reporter goroutine. Nil means none.
+	OnEnqueue func(EnqueueEvent)
+	// OnAttempt, if set, is called once per attempt after its outcome is
+	// on disk, with the task's ID, URL (without userinfo), outcome, status
+	// and duration. Nil means none.
+	//
+	// OnEnqueue and OnAttempt are called on one goroutine of the queue's
+	// own, in commit order and never concurrently, after the waiters of
+	// the task have been woken. A slow callback delays the events after it
+	// (and the log lines of attempts, written on the same goroutine) but
+	// never dispatch or commits: up to 65,536 events wait for it, and
+	// further ones are dropped and counted by DroppedEvents. Close
+	// delivers every event queued before it returns.
+	OnAttempt func(AttemptEvent)
 }
 
 func (o *Options) withDefaults() Options {
@@ -206,6 +223,10 @@ type Queue struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	report *reporter // delivers events off the committer
+	// reportAttempts is set when attempts have an observer or a log.
+	reportAttempts bool
+
 	hooks hooks
 }
 
@@ -248,6 +269,9 @@ func open(path string, opts *Options, h hooks) (*Queue, error) {
 
 		hooks: h,
 	}
+	q.report = newReporter(q.deliver)
+	q.reportAttempts = o.OnAttempt != nil || h.afterAttempt != nil ||
+		o.Logger.Enabled(context.Background(), slog.LevelError)
 	if o.DisableWorkers {
 		return q, nil
 	}
@@ -265,6 +289,7 @@ func open(path string, opts *Options, h hooks) (*Queue, error) {
 	q.disp, err = dispatch.New(dopts)
 	if err != nil {
 		store.Close()
+		q.report.close()
 		return nil, fmt.Errorf("open queue: %w", err)
 	}
 	q.start()
@@ -323,6 +348,7 @@ func (q *Queue) Close() error {
 		if err := q.store.Close(); err != nil {
 			q.closeErr = fmt.Errorf("close queue: %w", err)
 		}
+		q.report.close() // after the store: its last commits report too
 		q.log.Info("queue closed")
 	})
 	return q.closeErr
@@ -339,6 +365,8 @@ func (q *Queue) isClosed() bool {
 const (
 	keyTaskID     = "task_id"
 	keyAttempt    = "attempt"
+	keyAttempts   = "attempts"
+	keyRetval     = "retval"
 	keyURL        = "url"
 	keyMethod     = "method"
 	keyOutcome    = "outcome"

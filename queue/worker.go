@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -144,28 +143,25 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 }
 
 // stored drops the lease of a task whose attempt outcome has been committed
-// (or failed to be), and tells the scheduler and waiters. It runs on the
-// store's committer goroutine, so it only does quick work.
+// (or failed to be), tells the scheduler and waiters, and queues the
+// outcome for the reporter. It runs on the store's committer goroutine, so
+// it only does quick work that never blocks.
 func (q *Queue) stored(l *lease, att *storage.Attempt, next *Task, superseded bool, err error) {
 	q.unlease(l.task.ID)
 	switch {
 	case err != nil:
 		// The task stays as it was on disk and runs again.
-		q.log.Error("store outcome", slog.String(keyTaskID, l.task.ID.String()),
-			slog.Any(keyError, err))
 		q.reschedule(nil)
-		return
 	case superseded:
 		q.reschedule(nil) // a user's retry may have made it due again
 	case !next.State.Final():
 		q.reschedule(next.NextAttemptAt)
 	}
-	if superseded || next.State.Final() {
+	if err == nil && (superseded || next.State.Final()) {
 		q.finished(l.task.ID)
 	}
-	q.logOutcome(l.task, att, next, superseded)
-	if q.hooks.afterAttempt != nil {
-		q.hooks.afterAttempt(l.task.ID, att)
+	if q.reportAttempts {
+		q.report.push(&event{task: l.task, att: att, next: next, superseded: superseded, err: err})
 	}
 }
 
@@ -254,34 +250,4 @@ func evidence(body []byte) string {
 		body = body[:bodyEvidence]
 	}
 	return string(body)
-}
-
-// logOutcome writes one line per attempt: Info when the task finished,
-// Debug when it will be retried.
-func (q *Queue) logOutcome(t *Task, att *storage.Attempt, next *Task, superseded bool) {
-	level := slog.LevelInfo
-	if !next.State.Final() && !superseded {
-		level = slog.LevelDebug
-	}
-	if !q.log.Enabled(context.Background(), level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String(keyTaskID, t.ID.String()),
-		slog.String(keyMethod, t.Method),
-		slog.String(keyURL, storage.RedactURL(t.URL)),
-		slog.String(keyOutcome, att.Outcome),
-		slog.Int(keyAttempt, att.N),
-		slog.Duration(keyDuration, time.Duration(att.Latency)),
-	}
-	if att.StatusCode != 0 {
-		attrs = append(attrs, slog.Int(keyStatusCode, att.StatusCode))
-	}
-	if att.Error != nil {
-		attrs = append(attrs, slog.String(keyError, att.Error.Error()))
-	}
-	if next.NextAttemptAt != nil && !superseded {
-		attrs = append(attrs, slog.Duration(keyDelay, next.NextAttemptAt.Sub(time.Time(att.StartedAt))))
-	}
-	q.log.LogAttrs(context.Background(), level, "task attempt", attrs...)
 }
