@@ -276,3 +276,92 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestQueue_StatsWindow(t *testing.T) {
+	var calls atomic.Int32
+	srv := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/gone":
+			http.Error(w, "gone", http.StatusGone)
+		case "/flaky":
+			if calls.Add(1) == 1 {
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			}
+			multiply(w, r)
+		default:
+			multiply(w, r)
+		}
+	})
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := newFakeClock(start)
+	h := newHarness(t, &Options{Clock: clock, BackoffBase: time.Second, BackoffCap: time.Second})
+	ctx := context.Background()
+
+	// Two tasks succeed, one fails at once, one succeeds on its retry.
+	ok1 := h.enqueue(t, Spec{URL: srv.URL + "/ok", Args: map[string]any{"x": 1, "y": 1}})
+	ok2 := h.enqueue(t, Spec{URL: srv.URL + "/ok", Args: map[string]any{"x": 1, "y": 2}})
+	gone := h.enqueue(t, Spec{URL: srv.URL + "/gone"})
+	flaky := h.enqueue(t, Spec{URL: srv.URL + "/flaky", Args: map[string]any{"x": 2, "y": 2}})
+	for range 4 {
+		h.nextAttempt(t)
+	}
+	retrying, err := h.q.Get(ctx, flaky.ID)
+	if err != nil || retrying.State != Retrying {
+		t.Fatalf("flaky task = %v, %v; want retrying", retrying, err)
+	}
+	clock.Set(*retrying.NextAttemptAt)
+	for _, id := range []ID{ok1.ID, ok2.ID, gone.ID, flaky.ID} {
+		h.wait(t, id)
+	}
+
+	want := Window{Seconds: 60, Succeeded: 3, Failed: 1, FinishedPerSecond: 4.0 / 60,
+		Attempts: 5, FailedAttempts: 2, AttemptsPerSecond: 5.0 / 60, ErrorRate: 0.4}
+	s, err := h.q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LastMinute != want {
+		t.Errorf("last minute = %+v; want %+v", s.LastMinute, want)
+	}
+	checkStore(t, h.q)
+
+	// The store alone tells the same, without workers.
+	h.q.Close()
+	ro, err := Open(h.path, &Options{ReadOnly: true, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if s, err := ro.Stats(ctx); err != nil || s.LastMinute != want {
+		t.Errorf("read-only last minute = %+v, %v; want %+v", s.LastMinute, err, want)
+	}
+
+	// A minute later the window is empty.
+	clock.Advance(time.Minute + time.Second)
+	if s, err := ro.Stats(ctx); err != nil || s.LastMinute != (Window{Seconds: 60}) {
+		t.Errorf("last minute a minute later = %+v, %v; want empty", s.LastMinute, err)
+	}
+}
+
+func TestQueue_StatsOldestPendingAge(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	h := newHarness(t, &Options{DisableWorkers: true, Clock: clock})
+	ctx := context.Background()
+	if s, err := h.q.Stats(ctx); err != nil || s.OldestPendingAge != 0 || s.OldestPending != nil {
+		t.Errorf("empty queue: age %v oldest %v, %v; want none", s.OldestPendingAge, s.OldestPending, err)
+	}
+	first := h.enqueue(t, Spec{URL: "http://127.0.0.1:9/a"})
+	clock.Advance(10 * time.Second)
+	later := clock.Now().Add(time.Hour)
+	h.enqueue(t, Spec{URL: "http://127.0.0.1:9/b"})
+	h.enqueue(t, Spec{URL: "http://127.0.0.1:9/c", RunAt: &later})
+	clock.Advance(20 * time.Second)
+	s, err := h.q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.OldestPendingAge != 30 || s.OldestPending == nil || !s.OldestPending.Equal(first.CreatedAt) {
+		t.Errorf("age %v, oldest %v; want 30s and %v", s.OldestPendingAge, s.OldestPending, first.CreatedAt)
+	}
+}

@@ -129,12 +129,16 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 		if err := tx.AddAttempt(cur.ID, att); err != nil {
 			return err
 		}
+		stored := next
 		if superseded {
-			upd := cur.Clone()
-			upd.Attempts = max(cur.Attempts, n)
-			return tx.Replace(cur, upd)
+			stored = cur.Clone()
+			stored.Attempts = max(cur.Attempts, n)
 		}
-		return tx.Replace(cur, next)
+		if err := tx.Replace(cur, stored); err != nil {
+			return err
+		}
+		tx.AddTally(now, tally(att, stored, superseded))
+		return nil
 	}
 	stored := func(err error) { q.stored(l, att, next, superseded, err) }
 	if err := q.store.UpdateAsync(apply, stored); err != nil {
@@ -163,6 +167,24 @@ func (q *Queue) stored(l *lease, att *storage.Attempt, next *Task, superseded bo
 	if q.reportAttempts {
 		q.report.push(&event{task: l.task, att: att, next: next, superseded: superseded, err: err})
 	}
+}
+
+// tally counts an attempt, and the task it finished if any, for the
+// store's per-second tallies.
+func tally(att *storage.Attempt, stored *Task, superseded bool) storage.Tally {
+	n := storage.Tally{Attempts: 1}
+	if att.Outcome == "failed" || att.Outcome == "retry" {
+		n.FailedAttempts = 1
+	}
+	if !superseded {
+		switch stored.State {
+		case storage.Succeeded:
+			n.Succeeded = 1
+		case storage.Failed:
+			n.Failed = 1
+		}
+	}
+	return n
 }
 
 // decide returns the task as it should be after attempt n ended with out,

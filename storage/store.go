@@ -51,6 +51,7 @@ var (
 	bucketKeys     = []byte("keys")
 	bucketCounts   = []byte("counts")
 	bucketMeta     = []byte("meta")
+	bucketTallies  = []byte("tallies")
 	keyVersion     = []byte("version")
 )
 
@@ -161,7 +162,7 @@ func checkSchema(db *bolt.DB, readOnly bool) error {
 			return err
 		}
 		for _, name := range [][]byte{bucketTasks, bucketSchedule, bucketAttempts,
-			bucketKeys, bucketCounts, bucketMeta} {
+			bucketKeys, bucketCounts, bucketMeta, bucketTallies} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

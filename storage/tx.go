@@ -22,6 +22,9 @@ type Tx struct {
 	counts   *bolt.Bucket
 	delta    [Cancelled + 1]int64 // counter changes, written once at commit
 	writes   int                  // write calls so far, to spot a spoiled update
+
+	tallyBucket *bolt.Bucket  // per-second tallies; nil in a file from before them
+	tallies     []secondTally // tally changes, written once at commit
 }
 
 func newTx(btx *bolt.Tx) *Tx {
@@ -32,6 +35,8 @@ func newTx(btx *bolt.Tx) *Tx {
 		attempts: btx.Bucket(bucketAttempts),
 		keys:     btx.Bucket(bucketKeys),
 		counts:   btx.Bucket(bucketCounts),
+
+		tallyBucket: btx.Bucket(bucketTallies),
 	}
 	if btx.Writable() {
 		// Keys ascend (ULIDs, run times), so pages can be filled: the
@@ -229,7 +234,7 @@ func (t *Tx) indexKey(prev, next *Task) error {
 	return nil
 }
 
-// flush writes the counter changes of the transaction.
+// flush writes the counter and tally changes of the transaction.
 func (t *Tx) flush() error {
 	for s, d := range t.delta {
 		if d == 0 {
@@ -246,7 +251,7 @@ func (t *Tx) flush() error {
 		}
 		t.delta[s] = 0
 	}
-	return nil
+	return t.flushTallies()
 }
 
 // AddAttempt stores the record of one attempt of task id.
