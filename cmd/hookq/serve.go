@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
+	"github.com/hookq/hookq/cmd/hookq/internal/metrics"
 	"github.com/hookq/hookq/dispatch"
 	"github.com/hookq/hookq/queue"
 )
@@ -76,7 +77,9 @@ listeners close, attempts in flight get --grace to finish (those cut off
 run again on the next start), and it exits 0.
 
 Numeric flags left at 0 take the queue's defaults: 128 workers, no per-host
-limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
+limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.
+
+GET /metrics serves Prometheus metrics.`,
 		Example: `  hookq serve
   hookq serve --data /var/lib/hookq --listen 127.0.0.1:7700 --workers 32
   hookq serve --deny-private --allow 10.1.0.0/16 --per-host 8 --per-host-rate 50
@@ -238,7 +241,10 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	// Only now the queue, whose lock proves no other server runs here. If
 	// another holds it (a server starting at the same moment, say), the
 	// socket file goes too, unless that server has put its own in place.
-	q, err := queue.Open(a.storePath(), f.options(log))
+	m := metrics.New(version, log)
+	opts := f.options(log)
+	opts.OnEnqueue, opts.OnAttempt = m.OnEnqueue, m.OnAttempt
+	q, err := queue.Open(a.storePath(), opts)
 	if err != nil {
 		closeTCP()
 		sock.Close()
@@ -267,7 +273,9 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 			slog.String(keySocket, sock.path))
 	}
 
-	err = runServer(ctx, q, log, tcp, sock)
+	m.Watch(q)
+	handler := httpapi.NewHandler(q, log, httpapi.WithMetrics(m.Handler()))
+	err = runServer(ctx, handler, log, tcp, sock)
 	if rerr := sock.remove(); rerr != nil {
 		log.Warn("remove socket", slog.Any(keyError, rerr))
 	}
@@ -313,16 +321,16 @@ func (f *serveFlags) options(log *slog.Logger) *queue.Options {
 	}
 }
 
-// runServer serves the API on the listeners until ctx is done or one of
-// them fails, then shuts the HTTP server down. tcp may be nil.
-func runServer(ctx context.Context, q *queue.Queue, log *slog.Logger, tcp net.Listener,
+// runServer serves the API handler on the listeners until ctx is done or
+// one of them fails, then shuts the HTTP server down. tcp may be nil.
+func runServer(ctx context.Context, handler http.Handler, log *slog.Logger, tcp net.Listener,
 	sock *socketListener) error {
 	// Requests derive their context from base, which is cancelled at
 	// shutdown so that long polls end instead of holding it up.
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(q, log),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,

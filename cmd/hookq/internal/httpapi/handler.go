@@ -57,6 +57,9 @@ type handler struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 	csrf *http.CrossOriginProtection
+
+	// extra holds the routes of options, tried before mux.
+	extra *http.ServeMux
 }
 
 // NewHandler returns the HTTP API of q. It logs each request at Debug and
@@ -71,11 +74,12 @@ type handler struct {
 // loopback address gets nothing.
 // The handler is safe for concurrent use. Long polls end when the request's
 // context does, so a server should cancel its base context on shutdown.
-func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
+func NewHandler(q *queue.Queue, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{q: q, log: logger, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
+	h := &handler{q: q, log: logger, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection(),
+		extra: http.NewServeMux()}
 	h.mux.HandleFunc("POST /v1/tasks", h.enqueue)
 	h.mux.HandleFunc("GET /v1/tasks", h.list)
 	h.mux.HandleFunc("GET /v1/tasks/{id}", h.get)
@@ -87,6 +91,9 @@ func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
 	h.mux.HandleFunc("GET /healthz", h.health)
 	h.mux.HandleFunc("GET /{id}/status", h.celeryStatus)
 	h.mux.HandleFunc("GET /{id}/done", h.celeryDone)
+	for _, o := range opts {
+		o(h)
+	}
 	return h
 }
 
@@ -97,6 +104,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	if err := h.foreign(r); err != nil {
 		writeError(sw, http.StatusForbidden, CodeForeign, err.Error())
+	} else if _, pattern := h.extra.Handler(r); pattern != "" {
+		h.extra.ServeHTTP(sw, r)
 	} else if _, pattern := h.mux.Handler(r); pattern == "" {
 		h.noRoute(sw, r)
 	} else {
@@ -134,6 +143,9 @@ func (h *handler) foreign(r *http.Request) error {
 func (h *handler) noRoute(w http.ResponseWriter, r *http.Request) {
 	mh, _ := h.mux.Handler(r)
 	probe := &probeWriter{header: make(http.Header)}
+	if eh, _ := h.extra.Handler(r); probeStatus(eh, r) == http.StatusMethodNotAllowed {
+		mh = eh // a path of an option's route, with another method
+	}
 	mh.ServeHTTP(probe, r)
 	switch probe.status {
 	case http.StatusMethodNotAllowed:
@@ -414,6 +426,13 @@ func (w *statusWriter) WriteHeader(status int) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// probeStatus returns the status h would answer r with, without answering.
+func probeStatus(h http.Handler, r *http.Request) int {
+	probe := &probeWriter{header: make(http.Header)}
+	h.ServeHTTP(probe, r)
+	return probe.status
+}
 
 // probeWriter records what the mux's own 404 and 405 handlers would send.
 type probeWriter struct {
