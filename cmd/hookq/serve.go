@@ -38,6 +38,8 @@ const (
 	keySocket  = "socket"
 	keyVersion = "version"
 	keyError   = "error"
+	keyFile    = "file"
+	keyMode    = "mode"
 )
 
 // serveFlags are the flags of "hookq serve".
@@ -60,6 +62,7 @@ type serveFlags struct {
 	secrets     []string
 	logFormat   string
 	logLevel    string
+	tokenFile   string
 }
 
 // newServeCmd returns "hookq serve".
@@ -79,12 +82,16 @@ run again on the next start), and it exits 0.
 Numeric flags left at 0 take the queue's defaults: 128 workers, no per-host
 limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.
 
+With --token-file (or $HOOKQ_TOKEN), every request on the TCP listener but
+GET /healthz must carry "Authorization: Bearer <token>"; the unix socket,
+owner-only, needs none, so the other hookq commands work as before.
 GET /metrics serves Prometheus metrics.`,
 		Example: `  hookq serve
   hookq serve --data /var/lib/hookq --listen 127.0.0.1:7700 --workers 32
   hookq serve --deny-private --allow 10.1.0.0/16 --per-host 8 --per-host-rate 50
   HOOKQ_SIGNING_SECRETS='whsec_<base64 key> whsec_<older key>' hookq serve
-  hookq serve --listen 127.0.0.1:0 --log-format json   # any free port; see the log`,
+  hookq serve --listen 127.0.0.1:0 --log-format json   # any free port; see the log
+  hookq serve --listen 0.0.0.0:7700 --token-file /etc/hookq/token`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context(), cmd, &f)
@@ -124,6 +131,9 @@ GET /metrics serves Prometheus metrics.`,
 			"$HOOKQ_SIGNING_SECRETS (space-separated) adds more and keeps them out of ps")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.tokenFile, "token-file", "",
+		"require the bearer token in FILE on the TCP listener (or set $HOOKQ_TOKEN);\n"+
+			"the unix socket and GET /healthz need none")
 	return cmd
 }
 
@@ -208,6 +218,10 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	if err != nil {
 		return err
 	}
+	token, err := f.token(log)
+	if err != nil {
+		return err
+	}
 	dir := a.dataDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -274,7 +288,11 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	}
 
 	m.Watch(q)
-	handler := httpapi.NewHandler(q, log, httpapi.WithMetrics(m.Handler()))
+	var handler http.Handler = httpapi.NewHandler(q, log, httpapi.WithMetrics(m.Handler()))
+	if token != "" {
+		handler = httpapi.RequireToken(handler, token)
+		log.Info("the TCP listener requires a bearer token")
+	}
 	err = runServer(ctx, handler, log, tcp, sock)
 	if rerr := sock.remove(); rerr != nil {
 		log.Warn("remove socket", slog.Any(keyError, rerr))
@@ -323,6 +341,7 @@ func (f *serveFlags) options(log *slog.Logger) *queue.Options {
 
 // runServer serves the API handler on the listeners until ctx is done or
 // one of them fails, then shuts the HTTP server down. tcp may be nil.
+// Requests on sock are httpapi.Trusted: they need no token.
 func runServer(ctx context.Context, handler http.Handler, log *slog.Logger, tcp net.Listener,
 	sock *socketListener) error {
 	// Requests derive their context from base, which is cancelled at
@@ -336,7 +355,12 @@ func runServer(ctx context.Context, handler http.Handler, log *slog.Logger, tcp 
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return base },
+		BaseContext: func(ln net.Listener) context.Context {
+			if ln == net.Listener(sock) {
+				return httpapi.Trusted(base)
+			}
+			return base
+		},
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

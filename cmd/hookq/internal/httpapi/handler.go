@@ -65,13 +65,14 @@ type handler struct {
 // NewHandler returns the HTTP API of q. It logs each request at Debug and
 // each server-side failure at Error on logger; a nil logger logs nothing.
 //
-// The API has no authentication: it is meant for a loopback listener or a
-// unix socket. Against web pages reaching it through a browser on the same
-// host, it refuses cross-site requests that change state, requires a JSON
-// content type to enqueue (which a page cannot send across sites without
-// the server's consent), and answers only requests addressed to an IP
-// address, localhost or hookq's socket, so a DNS name rebound to a
-// loopback address gets nothing.
+// The handler checks no credentials: it is meant for a loopback listener
+// or a unix socket, or to be wrapped in RequireToken. Against web pages
+// reaching it through a browser on the same host, it refuses cross-site
+// requests that change state, requires a JSON content type to enqueue
+// (which a page cannot send across sites without the server's consent),
+// and answers only requests addressed to an IP address, localhost or
+// hookq's socket, so a DNS name rebound to a loopback address gets
+// nothing; a request that proved the token may use any name.
 // The handler is safe for concurrent use. Long polls end when the request's
 // context does, so a server should cancel its base context on shutdown.
 func NewHandler(q *queue.Queue, logger *slog.Logger, opts ...Option) http.Handler {
@@ -118,8 +119,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // foreign returns an error for a request that a web page, rather than a
 // program, may have sent: a cross-site request that changes state, or one
-// addressed to a host name other than localhost (DNS rebinding).
+// addressed to a host name other than localhost (DNS rebinding). A request
+// that proved a bearer token (see RequireToken) may use any host name: a
+// page cannot know the token.
 func (h *handler) foreign(r *http.Request) error {
+	if err := h.csrf.Check(r); err != nil {
+		return fmt.Errorf("cross-site request refused: %w", err)
+	}
+	if authenticated(r.Context()) {
+		return nil
+	}
 	host := r.Host
 	if hp, _, err := net.SplitHostPort(host); err == nil {
 		host = hp
@@ -131,9 +140,6 @@ func (h *handler) foreign(r *http.Request) error {
 		host == SocketHost:
 	default:
 		return fmt.Errorf("requests must be addressed to an IP address or localhost, not %q", r.Host)
-	}
-	if err := h.csrf.Check(r); err != nil {
-		return fmt.Errorf("cross-site request refused: %w", err)
 	}
 	return nil
 }
