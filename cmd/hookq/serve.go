@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +42,7 @@ const (
 	keyError   = "error"
 	keyFile    = "file"
 	keyMode    = "mode"
+	keyRoutes  = "routes"
 )
 
 // serveFlags are the flags of "hookq serve".
@@ -63,6 +66,8 @@ type serveFlags struct {
 	logFormat   string
 	logLevel    string
 	tokenFile   string
+	routesFile  string
+	route       []string
 }
 
 // newServeCmd returns "hookq serve".
@@ -85,13 +90,16 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.
 With --token-file (or $HOOKQ_TOKEN), every request on the TCP listener but
 GET /healthz must carry "Authorization: Bearer <token>"; the unix socket,
 owner-only, needs none, so the other hookq commands work as before.
-GET /metrics serves Prometheus metrics.`,
+GET /metrics serves Prometheus metrics. --routes and --route name the tasks
+that GET or POST /apply/{name} enqueues, as Celery's HTTP gateway did.`,
 		Example: `  hookq serve
   hookq serve --data /var/lib/hookq --listen 127.0.0.1:7700 --workers 32
   hookq serve --deny-private --allow 10.1.0.0/16 --per-host 8 --per-host-rate 50
   HOOKQ_SIGNING_SECRETS='whsec_<base64 key> whsec_<older key>' hookq serve
   hookq serve --listen 127.0.0.1:0 --log-format json   # any free port; see the log
-  hookq serve --listen 0.0.0.0:7700 --token-file /etc/hookq/token`,
+  hookq serve --listen 0.0.0.0:7700 --token-file /etc/hookq/token
+  hookq serve --route multiply=GET:http://127.0.0.1:8000/multiply
+  curl '127.0.0.1:7700/apply/multiply?x=6&y=7'      # {"ok":"true","task_id":"..."}`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context(), cmd, &f)
@@ -134,6 +142,11 @@ GET /metrics serves Prometheus metrics.`,
 	fl.StringVar(&f.tokenFile, "token-file", "",
 		"require the bearer token in FILE on the TCP listener (or set $HOOKQ_TOKEN);\n"+
 			"the unix socket and GET /healthz need none")
+	fl.StringVar(&f.routesFile, "routes", "",
+		`Celery gateway routes for /apply/{name}: a JSON file such as
+{"multiply": {"url": "http://127.0.0.1:8000/multiply", "method": "GET"}}`)
+	fl.StringArrayVar(&f.route, "route", nil,
+		"a Celery gateway route, name=METHOD:URL, or name=URL for a GET; repeatable")
 	return cmd
 }
 
@@ -222,6 +235,10 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	if err != nil {
 		return err
 	}
+	routes, err := f.routes()
+	if err != nil {
+		return err
+	}
 	dir := a.dataDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -288,10 +305,14 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	}
 
 	m.Watch(q)
-	var handler http.Handler = httpapi.NewHandler(q, log, httpapi.WithMetrics(m.Handler()))
+	var handler http.Handler = httpapi.NewHandler(q, log,
+		httpapi.WithMetrics(m.Handler()), httpapi.WithRoutes(routes))
 	if token != "" {
 		handler = httpapi.RequireToken(handler, token)
 		log.Info("the TCP listener requires a bearer token")
+	}
+	if len(routes) > 0 {
+		log.Info("celery gateway", slog.Any(keyRoutes, slices.Sorted(maps.Keys(routes))))
 	}
 	err = runServer(ctx, handler, log, tcp, sock)
 	if rerr := sock.remove(); rerr != nil {

@@ -24,8 +24,8 @@ import (
 
 // Limits of the handler.
 const (
-	// MaxBodyBytes bounds the body of POST /v1/tasks; a larger one is
-	// refused with 413.
+	// MaxBodyBytes bounds the body of every request, POST /v1/tasks and
+	// POST /apply/{name} included; a larger one is refused with 413.
 	MaxBodyBytes = 2 << 20
 	// DefaultWait is the long-poll time of /v1/tasks/{id}/wait when the
 	// request sets no timeout.
@@ -58,8 +58,11 @@ type handler struct {
 	mux  *http.ServeMux
 	csrf *http.CrossOriginProtection
 
-	// extra holds the routes of options, tried before mux.
-	extra *http.ServeMux
+	// extra holds the routes of options, tried before mux: a Celery
+	// gateway route such as /apply/{name} would conflict with the Celery
+	// views of mux (/{id}/status) if both were in one ServeMux.
+	extra  *http.ServeMux
+	routes map[string]Route // the Celery gateway's named routes
 }
 
 // NewHandler returns the HTTP API of q. It logs each request at Debug and
@@ -75,6 +78,7 @@ type handler struct {
 // nothing; a request that proved the token may use any name.
 // The handler is safe for concurrent use. Long polls end when the request's
 // context does, so a server should cancel its base context on shutdown.
+// Request bodies are refused beyond MaxBodyBytes on every route.
 func NewHandler(q *queue.Queue, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -103,6 +107,7 @@ func NewHandler(q *queue.Queue, logger *slog.Logger, opts ...Option) http.Handle
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 	if err := h.foreign(r); err != nil {
 		writeError(sw, http.StatusForbidden, CodeForeign, err.Error())
 	} else if _, pattern := h.extra.Handler(r); pattern != "" {
