@@ -7,7 +7,7 @@ import (
 )
 
 // Tally counts what happened to tasks in one second: attempts and how
-// they ended. The store keeps one tally per second for RateKeep, written
+// they ended. The store keeps one tally per second for TallyKeep, written
 // in the same transactions as the outcomes they count, so that recent
 // throughput and error rates can be read from the file alone, with or
 // without a running server.
@@ -33,9 +33,9 @@ func (a Tally) Add(b Tally) Tally {
 	}
 }
 
-// RateKeep is how long the per-second tallies are kept. Older ones are
+// TallyKeep is how long the per-second tallies are kept. Older ones are
 // deleted as new seconds are written.
-const RateKeep = time.Hour
+const TallyKeep = time.Hour
 
 // Tally record tags.
 const (
@@ -51,8 +51,8 @@ type secondTally struct {
 	t   Tally
 }
 
-// rateKey returns the key of the tally of Unix second sec.
-func rateKey(sec int64) []byte {
+// tallyKey returns the key of the tally of Unix second sec.
+func tallyKey(sec int64) []byte {
 	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(max(sec, 0)))
 }
 
@@ -72,11 +72,11 @@ func (t *Tx) AddTally(at time.Time, n Tally) {
 }
 
 // flushTallies writes the transaction's tallies. Writing a second not yet
-// stored also deletes the tallies older than RateKeep, and any from more
-// than RateKeep ahead (left by a clock that was set back).
+// stored also deletes the tallies older than TallyKeep, and any from more
+// than TallyKeep ahead (left by a clock that was set back).
 func (t *Tx) flushTallies() error {
 	for _, st := range t.tallies {
-		k := rateKey(st.sec)
+		k := tallyKey(st.sec)
 		cur, fresh := Tally{}, true
 		if v := t.tallyBucket.Get(k); v != nil {
 			var err error
@@ -98,15 +98,15 @@ func (t *Tx) flushTallies() error {
 	return nil
 }
 
-// pruneTallies deletes the tallies more than RateKeep away from second now.
+// pruneTallies deletes the tallies more than TallyKeep away from second now.
 func (t *Tx) pruneTallies(now int64) error {
-	keep := int64(RateKeep / time.Second)
+	keep := int64(TallyKeep / time.Second)
 	var old [][]byte
 	c := t.tallyBucket.Cursor()
-	for k, _ := c.First(); k != nil && string(k) < string(rateKey(now-keep)); k, _ = c.Next() {
+	for k, _ := c.First(); k != nil && string(k) < string(tallyKey(now-keep)); k, _ = c.Next() {
 		old = append(old, k)
 	}
-	for k, _ := c.Seek(rateKey(now + keep + 1)); k != nil; k, _ = c.Next() {
+	for k, _ := c.Seek(tallyKey(now + keep + 1)); k != nil; k, _ = c.Next() {
 		old = append(old, k)
 	}
 	for _, k := range old {
@@ -124,9 +124,9 @@ func (t *Tx) Tallies(from, to time.Time) (Tally, error) {
 	if t.tallyBucket == nil {
 		return sum, nil // a file from before tallies, opened read-only
 	}
-	last := rateKey(to.Unix())
+	last := tallyKey(to.Unix())
 	c := t.tallyBucket.Cursor()
-	for k, v := c.Seek(rateKey(from.Unix())); k != nil && string(k) <= string(last); k, v = c.Next() {
+	for k, v := c.Seek(tallyKey(from.Unix())); k != nil && string(k) <= string(last); k, v = c.Next() {
 		n, err := decodeTally(v)
 		if err != nil {
 			return Tally{}, fmt.Errorf("read tally %x: %w", k, err)

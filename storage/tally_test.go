@@ -86,11 +86,11 @@ func TestStore_Tallies(t *testing.T) {
 			t.Fatalf("stored tallies = %d; want 2", before)
 		}
 		// A second within the hour keeps them; one past it deletes them.
-		addTally(t, s, testNow.Add(RateKeep), one)
+		addTally(t, s, testNow.Add(TallyKeep), one)
 		if n := countTallies(t, s); n != 3 {
 			t.Errorf("tallies after a second within the hour = %d; want 3", n)
 		}
-		addTally(t, s, testNow.Add(RateKeep+2*time.Second), one)
+		addTally(t, s, testNow.Add(TallyKeep+2*time.Second), one)
 		if n := countTallies(t, s); n != 2 {
 			t.Errorf("tallies after a second past the hour = %d; want 2", n)
 		}
@@ -130,10 +130,10 @@ func TestStore_CheckTallies(t *testing.T) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTallies)
-		if err := b.Put(rateKey(testNow.Unix()+1), encodeTally(Tally{Attempts: 1, FailedAttempts: 2})); err != nil {
+		if err := b.Put(tallyKey(testNow.Unix()+1), encodeTally(Tally{Attempts: 1, FailedAttempts: 2})); err != nil {
 			return err
 		}
-		return b.Put(rateKey(testNow.Unix()+2), []byte{9})
+		return b.Put(tallyKey(testNow.Unix()+2), []byte{9})
 	})
 	db.Close()
 	if err != nil {

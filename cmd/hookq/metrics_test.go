@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// get sends a GET to the server's TCP listener, with the bearer token if
+// tcpGet sends a GET to the server's TCP listener, with the bearer token if
 // tok is set, and returns the status, the headers and the body.
-func (s *server) get(t *testing.T, path, tok string) (int, http.Header, string) {
+func (s *server) tcpGet(t *testing.T, path, tok string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest("GET", "http://"+s.addr+path, nil)
 	if err != nil {
@@ -33,8 +33,8 @@ func (s *server) get(t *testing.T, path, tok string) (int, http.Header, string) 
 	return resp.StatusCode, resp.Header, string(data)
 }
 
-// writeFile writes a file of the test's with the given mode.
-func writeFile(t *testing.T, name, data string, mode os.FileMode) string {
+// writeTestFile writes a file of the test's with the given mode.
+func writeTestFile(t *testing.T, name, data string, mode os.FileMode) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(data), mode); err != nil {
@@ -56,7 +56,7 @@ func TestServe_Metrics(t *testing.T) {
 	var families map[string]float64
 	deadline := time.Now().Add(patience)
 	for {
-		status, header, body := srv.get(t, "/metrics", "")
+		status, header, body := srv.tcpGet(t, "/metrics", "")
 		if status != 200 || !strings.HasPrefix(header.Get("Content-Type"), "text/plain") {
 			t.Fatalf("GET /metrics = %d %q %s", status, header.Get("Content-Type"), body)
 		}

@@ -10,7 +10,7 @@ import (
 func TestServe_Gateway(t *testing.T) {
 	t.Parallel()
 	recv := multiplyServer(t)
-	routes := writeFile(t, "routes.json",
+	routes := writeTestFile(t, "routes.json",
 		`{"multiply": {"url": "`+recv.URL+`/multiply", "method": "GET"}}`, 0o600)
 	dir := t.TempDir()
 	srv := startServe(t, dir, "--routes", routes, "--route", "tasks.multiply=post:"+recv.URL+"/multiply",
@@ -22,7 +22,7 @@ func TestServe_Gateway(t *testing.T) {
 		"/apply/tasks.multiply?x=3&y=3": "9\n",
 		"/apply/plain?x=2&y=2":          "4\n",
 	} {
-		status, _, body := srv.get(t, path, "")
+		status, _, body := srv.tcpGet(t, path, "")
 		var reply struct {
 			OK     string `json:"ok"`
 			TaskID string `json:"task_id"`
@@ -34,7 +34,7 @@ func TestServe_Gateway(t *testing.T) {
 			t.Errorf("wait for the task of %s printed %q; want %q", path, out, want)
 		}
 	}
-	if status, _, body := srv.get(t, "/apply/divide?x=1", ""); status != http.StatusNotFound {
+	if status, _, body := srv.tcpGet(t, "/apply/divide?x=1", ""); status != http.StatusNotFound {
 		t.Errorf("GET /apply/divide = %d %s; want 404", status, body)
 	}
 	var tasks []struct{ Method string }
@@ -63,9 +63,9 @@ func TestServe_GatewayRoutesRefused(t *testing.T) {
 		{"RelativeURL", []string{"--route", "m=GET:/m"}, "absolute http"},
 		{"Twice", []string{"--route", "m=http://h/a", "--route", "m=http://h/b"}, "defined twice"},
 		{"MissingFile", []string{"--routes", "/nonexistent/routes.json"}, "--routes"},
-		{"NotAnObject", []string{"--routes", writeFile(t, "r.json", `["m"]`, 0o600)}, "JSON object"},
+		{"NotAnObject", []string{"--routes", writeTestFile(t, "r.json", `["m"]`, 0o600)}, "JSON object"},
 		{"UnknownField", []string{"--routes",
-			writeFile(t, "r.json", `{"m": {"url": "http://h/", "verb": "GET"}}`, 0o600)}, "unknown field"},
+			writeTestFile(t, "r.json", `{"m": {"url": "http://h/", "verb": "GET"}}`, 0o600)}, "unknown field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

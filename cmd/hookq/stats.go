@@ -61,8 +61,12 @@ func printStats(cmd *cobra.Command, s *queue.Stats) error {
 
 	oldest, next := "none", "none"
 	if s.OldestPending != nil {
-		oldest = fmt.Sprintf("%s, due for %s", when(*s.OldestPending, now),
-			shortDuration(time.Duration(s.OldestPendingAge*float64(time.Second))))
+		oldest = when(*s.OldestPending, now)
+		// A retry is due later than the task's first run: say since when.
+		due := time.Duration(s.OldestPendingAge * float64(time.Second))
+		if now.Sub(*s.OldestPending)-due > time.Second {
+			oldest += ", due for " + shortDuration(due)
+		}
 	}
 	if s.NextRun != nil {
 		next = when(*s.NextRun, now)

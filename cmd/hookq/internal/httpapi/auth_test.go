@@ -27,8 +27,8 @@ func authServer(t *testing.T, b *bundle, trustedToo bool) *httptest.Server {
 	return srv
 }
 
-// send makes one request and returns the reply with its body read.
-func send(t *testing.T, method, url, auth, host, body string) (*http.Response, string) {
+// authCall makes one request and returns the reply with its body read.
+func authCall(t *testing.T, method, url, auth, host, body string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -78,7 +78,7 @@ func TestRequireToken(t *testing.T) {
 		{"HostNameWithoutToken", "GET", "/healthz", "", "hookq.example:7700", "", 403, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := send(t, tc.method, srv.URL+tc.path, tc.auth, tc.host, tc.body)
+			resp, body := authCall(t, tc.method, srv.URL+tc.path, tc.auth, tc.host, tc.body)
 			if resp.StatusCode != tc.want {
 				t.Errorf("%s %s = %d %s; want %d", tc.method, tc.path, resp.StatusCode, body, tc.want)
 			}
@@ -96,7 +96,7 @@ func TestRequireToken(t *testing.T) {
 
 	t.Run("TrustedConnection", func(t *testing.T) {
 		trusted := authServer(t, b, true)
-		resp, body := send(t, "POST", trusted.URL+"/v1/tasks", "", "", task)
+		resp, body := authCall(t, "POST", trusted.URL+"/v1/tasks", "", "", task)
 		if resp.StatusCode != http.StatusCreated {
 			t.Errorf("enqueue on a trusted connection = %d %s; want 201", resp.StatusCode, body)
 		}

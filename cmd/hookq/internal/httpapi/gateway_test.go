@@ -24,8 +24,8 @@ func gateway(t *testing.T, b *bundle, routes map[string]Route) *httptest.Server 
 	return srv
 }
 
-// request sends one request with the given content type and headers.
-func request(t *testing.T, method, url, ctype, body string, header http.Header) (int, http.Header, string) {
+// gatewayCall sends one request with the given content type and headers.
+func gatewayCall(t *testing.T, method, url, ctype, body string, header http.Header) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -58,7 +58,7 @@ func TestGateway_Apply(t *testing.T) {
 	// apply enqueues and answers as Celery's gateway did; the task runs.
 	apply := func(t *testing.T, method, path, ctype, body string) *queue.Task {
 		t.Helper()
-		status, _, data := request(t, method, srv.URL+path, ctype, body, nil)
+		status, _, data := gatewayCall(t, method, srv.URL+path, ctype, body, nil)
 		var reply map[string]string
 		if err := json.Unmarshal([]byte(data), &reply); err != nil || status != http.StatusOK ||
 			reply["ok"] != "true" || len(reply) != 2 {
@@ -100,7 +100,7 @@ func TestGateway_Apply(t *testing.T) {
 
 	t.Run("CeleryViewsStillServed", func(t *testing.T) {
 		task := apply(t, "GET", "/apply/multiply?x=2&y=5", "", "")
-		status, _, data := request(t, "GET", srv.URL+"/"+task.ID.String()+"/status", "", "", nil)
+		status, _, data := gatewayCall(t, "GET", srv.URL+"/"+task.ID.String()+"/status", "", "", nil)
 		if status != http.StatusOK || !strings.Contains(data, `"SUCCESS"`) {
 			t.Errorf("status view = %d %s", status, data)
 		}
@@ -131,7 +131,7 @@ func TestGateway_Apply(t *testing.T) {
 			`{"x": "` + strings.Repeat("9", MaxBodyBytes) + `"}`, nil, 413, CodeTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, header, data := request(t, tc.method, srv.URL+tc.path, tc.ctype, tc.body, tc.header)
+			status, header, data := gatewayCall(t, tc.method, srv.URL+tc.path, tc.ctype, tc.body, tc.header)
 			if status != tc.want {
 				t.Fatalf("%s %s = %d %s; want %d", tc.method, tc.path, status, data, tc.want)
 			}
@@ -160,7 +160,7 @@ func TestHandler_BodyLimitOnEveryRoute(t *testing.T) {
 		})
 	}))
 	defer srv.Close()
-	request(t, "POST", srv.URL+"/probe", "application/octet-stream",
+	gatewayCall(t, "POST", srv.URL+"/probe", "application/octet-stream",
 		strings.Repeat("x", MaxBodyBytes+1), nil)
 	var tooLarge *http.MaxBytesError
 	if err := <-read; err == nil || !errors.As(err, &tooLarge) {
