@@ -25,7 +25,8 @@ const (
 	// error or because no attempt is left.
 	OutcomeFailed Outcome = "failed"
 	// OutcomeCancelled: a user cancelled the task while the attempt ran;
-	// the attempt is kept in the history and the task stays cancelled.
+	// the attempt is kept in the history and the task keeps the state the
+	// user gave it: cancelled, or pending if they retried it since.
 	OutcomeCancelled Outcome = "cancelled"
 	// OutcomeStoreError: the outcome could not be stored. The task is left
 	// as it was on disk and runs again.
@@ -94,7 +95,7 @@ type event struct {
 	enqueue    *EnqueueEvent // set for an enqueue; the rest is then unset
 	task       *Task         // the task as leased
 	att        *Attempt
-	next       *Task // the task as the attempt would leave it
+	stored     *Task // the task as the attempt left it on disk
 	superseded bool  // a user changed the task while the attempt ran
 	err        error // the store's error, if the outcome was not stored
 }
@@ -225,13 +226,13 @@ func attemptEvent(ev *event) AttemptEvent {
 	case ev.err != nil:
 		e.Outcome, e.Err = OutcomeStoreError, ev.err
 	case ev.superseded || att.Outcome == "cancelled":
-		e.Outcome, e.Final = OutcomeCancelled, true
-	case ev.next.State == storage.Succeeded:
-		e.Outcome, e.Final, e.Result = OutcomeSucceeded, true, ev.next.Result
-	case ev.next.State == storage.Failed:
+		e.Outcome, e.Final = OutcomeCancelled, ev.stored.State.Final()
+	case ev.stored.State == storage.Succeeded:
+		e.Outcome, e.Final, e.Result = OutcomeSucceeded, true, ev.stored.Result
+	case ev.stored.State == storage.Failed:
 		e.Outcome, e.Final = OutcomeFailed, true
 	default:
-		e.Outcome, e.NextAttemptAt = OutcomeRetrying, ev.next.NextAttemptAt
+		e.Outcome, e.NextAttemptAt = OutcomeRetrying, ev.stored.NextAttemptAt
 	}
 	return e
 }

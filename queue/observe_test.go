@@ -365,3 +365,42 @@ func TestQueue_StatsOldestPendingAge(t *testing.T) {
 		t.Errorf("age %v, oldest %v; want 30s and %v", s.OldestPendingAge, s.OldestPending, first.CreatedAt)
 	}
 }
+
+func TestQueue_ObserverCancelledInFlight(t *testing.T) {
+	for _, retry := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Cancelled", true: "CancelledThenRetried"}[retry], func(t *testing.T) {
+			arrived := make(chan struct{}, 1)
+			var calls atomic.Int32
+			srv := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					arrived <- struct{}{}
+					<-r.Context().Done() // the first attempt hangs until aborted
+					return
+				}
+				multiply(w, r)
+			})
+			var got events
+			h := newHarness(t, got.options(&Options{}))
+			task := h.enqueue(t, Spec{URL: srv.URL, Args: map[string]any{"x": 2, "y": 2}})
+			<-arrived
+			if _, err := h.q.Cancel(context.Background(), task.ID); err != nil {
+				t.Fatal(err)
+			}
+			if retry {
+				if _, err := h.q.Retry(context.Background(), task.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.nextAttempt(t)
+			attempts, _ := got.snapshot()
+			if len(attempts) < 1 || attempts[0].Outcome != OutcomeCancelled || attempts[0].Final == retry {
+				t.Fatalf("first event = %+v; want cancelled, final %v", attempts, !retry)
+			}
+			if retry {
+				if done := h.wait(t, task.ID); done.State != Succeeded {
+					t.Errorf("retried task = %s; want succeeded", done.State)
+				}
+			}
+		})
+	}
+}

@@ -120,6 +120,7 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 	}
 
 	var superseded bool
+	var after *Task // the task as stored
 	apply := func(tx *storage.Tx) error {
 		cur, err := tx.Get(l.task.ID)
 		if err != nil {
@@ -138,9 +139,10 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 			return err
 		}
 		tx.AddTally(now, tally(att, stored, superseded))
+		after = stored
 		return nil
 	}
-	stored := func(err error) { q.stored(l, att, next, superseded, err) }
+	stored := func(err error) { q.stored(l, att, next, after, superseded, err) }
 	if err := q.store.UpdateAsync(apply, stored); err != nil {
 		stored(err)
 	}
@@ -148,9 +150,11 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 
 // stored drops the lease of a task whose attempt outcome has been committed
 // (or failed to be), tells the scheduler and waiters, and queues the
-// outcome for the reporter. It runs on the store's committer goroutine, so
-// it only does quick work that never blocks.
-func (q *Queue) stored(l *lease, att *storage.Attempt, next *Task, superseded bool, err error) {
+// outcome for the reporter. next is the task as the attempt would leave
+// it, after the task as stored (next, or as a user left it when
+// superseded; nil if nothing was stored). It runs on the store's committer
+// goroutine, so it only does quick work that never blocks.
+func (q *Queue) stored(l *lease, att *storage.Attempt, next, after *Task, superseded bool, err error) {
 	q.unlease(l.task.ID)
 	switch {
 	case err != nil:
@@ -165,7 +169,10 @@ func (q *Queue) stored(l *lease, att *storage.Attempt, next *Task, superseded bo
 		q.finished(l.task.ID)
 	}
 	if q.reportAttempts {
-		q.report.push(&event{task: l.task, att: att, next: next, superseded: superseded, err: err})
+		if err != nil || after == nil {
+			after = next
+		}
+		q.report.push(&event{task: l.task, att: att, stored: after, superseded: superseded, err: err})
 	}
 }
 

@@ -130,7 +130,8 @@ func TestStore_CheckTallies(t *testing.T) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTallies)
-		if err := b.Put(tallyKey(testNow.Unix()+1), encodeTally(Tally{Attempts: 1, FailedAttempts: 2})); err != nil {
+		bad := encodeTally(Tally{Attempts: 1, FailedAttempts: 2})
+		if err := b.Put(tallyKey(testNow.Unix()+1), bad); err != nil {
 			return err
 		}
 		return b.Put(tallyKey(testNow.Unix()+2), []byte{9})

@@ -81,7 +81,8 @@ func parseRoutes(data []byte) (map[string]httpapi.Route, error) {
 func parseRouteFlag(s string) (string, httpapi.Route, error) {
 	name, target, ok := strings.Cut(s, "=")
 	if !ok || name == "" || target == "" {
-		return "", httpapi.Route{}, errors.New("want name=METHOD:URL, such as multiply=GET:http://127.0.0.1:8000/multiply")
+		return "", httpapi.Route{}, errors.New(
+			"want name=METHOD:URL, such as multiply=GET:http://127.0.0.1:8000/multiply")
 	}
 	r := httpapi.Route{URL: target}
 	if method, rest, ok := strings.Cut(target, ":"); ok && isMethod(method) {

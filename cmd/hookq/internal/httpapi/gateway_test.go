@@ -25,7 +25,8 @@ func gateway(t *testing.T, b *bundle, routes map[string]Route) *httptest.Server 
 }
 
 // gatewayCall sends one request with the given content type and headers.
-func gatewayCall(t *testing.T, method, url, ctype, body string, header http.Header) (int, http.Header, string) {
+func gatewayCall(t *testing.T, method, url, ctype, body string,
+	header http.Header) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -126,7 +127,8 @@ func TestGateway_Apply(t *testing.T) {
 		{"JSONArray", "POST", "/apply/multiply", "application/json", `[1, 2]`, nil, 400, CodeInvalid},
 		{"JSONTrailingData", "POST", "/apply/multiply", "application/json", `{"x": 1} {}`, nil, 400, CodeInvalid},
 		{"NestedArgument", "POST", "/apply/multiply", "application/json", `{"x": {"y": 1}}`, nil, 400, CodeInvalid},
-		{"FormTooLarge", "POST", "/apply/multiply", "application/x-www-form-urlencoded", big, nil, 413, CodeTooLarge},
+		{"FormTooLarge", "POST", "/apply/multiply", "application/x-www-form-urlencoded", big, nil,
+			413, CodeTooLarge},
 		{"JSONTooLarge", "POST", "/apply/multiply", "application/json",
 			`{"x": "` + strings.Repeat("9", MaxBodyBytes) + `"}`, nil, 413, CodeTooLarge},
 	} {
