@@ -39,11 +39,11 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 
 	// One commit for the lot: an error rolls all of them back.
 	var out []*Task
-	err = q.store.Update(ctx, func(tx *storage.Tx) error {
+	err = q.commit(ctx, func(tx *storage.Tx) error {
 		var err error
 		out, err = insertAll(tx, tasks)
 		return err
-	})
+	}, func() *event { return q.enqueueEvent(out) })
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
@@ -98,6 +98,44 @@ func insertAll(tx *storage.Tx, tasks []*Task) ([]*Task, error) {
 		}
 	}
 	return out, nil
+}
+
+// enqueueEvent returns the event of an enqueue that returned out, or nil
+// when no one observes enqueues.
+func (q *Queue) enqueueEvent(out []*Task) *event {
+	if q.opts.OnEnqueue == nil {
+		return nil
+	}
+	existing := 0
+	for _, t := range out {
+		if t.Existing {
+			existing++
+		}
+	}
+	return &event{enqueue: &EnqueueEvent{Tasks: len(out) - existing, Existing: existing}}
+}
+
+// commit runs fn in a store update and waits for it, like Store.Update;
+// once it is committed, the event report makes, if any, is queued for the
+// reporter from the committer itself, so that it is delivered before Close
+// returns.
+func (q *Queue) commit(ctx context.Context, fn func(*storage.Tx) error, report func() *event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch := make(chan error, 1)
+	err := q.store.UpdateAsync(fn, func(err error) {
+		if err == nil {
+			if ev := report(); ev != nil {
+				q.report.push(ev)
+			}
+		}
+		ch <- err
+	})
+	if err != nil {
+		return err
+	}
+	return <-ch
 }
 
 // earliest returns the earliest next attempt time of tasks.

@@ -213,21 +213,76 @@ func (q *Queue) listActive(before *ID, sub string, limit int) ([]*Task, error) {
 	return out, err
 }
 
-// Stats is a summary of the queue.
+// Stats is a summary of the queue. Its JSON field names are part of
+// hookq's API.
 type Stats struct {
 	// Counts holds the number of tasks in each state, by state name.
 	Counts map[string]int64 `json:"counts"`
 	// Total is the number of tasks kept.
 	Total int64 `json:"total"`
-	// OldestPending is the creation time of the oldest task waiting to run
-	// now, or nil if none is waiting.
+	// OldestPending is the first run time of the task that has waited
+	// longest to run now, or nil if none is waiting.
 	OldestPending *time.Time `json:"oldest_pending"`
+	// OldestPendingAge is how long, in seconds, the task that has waited
+	// longest to run has been due (since its run time, or the time set for
+	// its retry): the dispatch backlog. 0 when none is waiting.
+	OldestPendingAge float64 `json:"oldest_pending_age_seconds"`
 	// NextRun is the earliest run time of a task not yet due, or nil.
 	NextRun *time.Time `json:"next_run"`
+	// LastMinute counts the attempts and finished tasks of the last
+	// minute.
+	LastMinute Window `json:"last_minute"`
+}
+
+// StatsWindow is the period of Stats.LastMinute.
+const StatsWindow = time.Minute
+
+// Window counts what the workers did over a recent period: the seconds
+// up to now, the current one included. The counts are exact, kept in the
+// same transactions as the outcomes they count.
+type Window struct {
+	// Seconds is the length of the period.
+	Seconds int `json:"seconds"`
+	// Succeeded is the number of tasks that succeeded.
+	Succeeded int64 `json:"succeeded"`
+	// Failed is the number of tasks that failed for good.
+	Failed int64 `json:"failed"`
+	// FinishedPerSecond is the throughput: (Succeeded + Failed) / Seconds.
+	FinishedPerSecond float64 `json:"finished_per_second"`
+	// Attempts is the number of attempts whose outcome was stored.
+	Attempts int64 `json:"attempts"`
+	// FailedAttempts is the number of those that did not succeed: the
+	// task failed with it or will be retried.
+	FailedAttempts int64 `json:"failed_attempts"`
+	// AttemptsPerSecond is Attempts / Seconds.
+	AttemptsPerSecond float64 `json:"attempts_per_second"`
+	// ErrorRate is FailedAttempts / Attempts, from 0 to 1; 0 when there
+	// was no attempt.
+	ErrorRate float64 `json:"error_rate"`
+}
+
+// newWindow returns the window of d ending now with the tally n.
+func newWindow(d time.Duration, n storage.Tally) Window {
+	w := Window{
+		Seconds:        int(d / time.Second),
+		Succeeded:      n.Succeeded,
+		Failed:         n.Failed,
+		Attempts:       n.Attempts,
+		FailedAttempts: n.FailedAttempts,
+	}
+	w.FinishedPerSecond = float64(w.Succeeded+w.Failed) / float64(w.Seconds)
+	w.AttemptsPerSecond = float64(w.Attempts) / float64(w.Seconds)
+	if w.Attempts > 0 {
+		w.ErrorRate = float64(w.FailedAttempts) / float64(w.Attempts)
+	}
+	return w
 }
 
 // Stats returns the counts per state, read from counters kept in the same
-// transactions as the tasks (no scan), with leased tasks counted as active.
+// transactions as the tasks (no scan), with leased tasks counted as active;
+// the oldest pending task; and the attempts and finished tasks of the last
+// minute, from the store's per-second tallies. It reads the store alone,
+// so a queue opened without workers reports the same as a running one.
 func (q *Queue) Stats(ctx context.Context) (*Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -236,6 +291,8 @@ func (q *Queue) Stats(ctx context.Context) (*Stats, error) {
 	leased := q.leased()
 	var counts map[State]int64
 	var oldest, next *time.Time
+	var age time.Duration
+	var recent storage.Tally
 	err := q.store.View(func(tx *storage.Tx) error {
 		counts = tx.Counts()
 
@@ -251,6 +308,7 @@ func (q *Queue) Stats(ctx context.Context) (*Stats, error) {
 		}
 		if len(due) > 0 {
 			oldest = ptr(q.firstRun(due[0]))
+			age = max(now.Sub(*due[0].NextAttemptAt), 0)
 		}
 		next = n
 		if next == nil && len(due) > 0 {
@@ -261,12 +319,17 @@ func (q *Queue) Stats(ctx context.Context) (*Stats, error) {
 				return err
 			}
 		}
-		return nil
+
+		// The window's seconds: the current one and those before it.
+		recent, err = tx.Tallies(now.Add(-StatsWindow+time.Second), now)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	s := &Stats{Counts: make(map[string]int64), OldestPending: oldest, NextRun: next}
+	s := &Stats{Counts: make(map[string]int64), OldestPending: oldest, NextRun: next,
+		LastMinute: newWindow(StatsWindow, recent)}
+	s.OldestPendingAge = age.Seconds()
 	for _, st := range storage.States {
 		s.Counts[st.String()] = counts[st]
 		s.Total += counts[st]

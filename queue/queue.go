@@ -158,6 +158,23 @@ type Options struct {
 	// database opened by OpenDB. Defaults to "hookq". Open ignores it: in
 	// a file of hookq's own the buckets are top-level.
 	Bucket string
+
+	// OnEnqueue, if set, is called after each commit of Enqueue or
+	// EnqueueMany that stored tasks or matched keys. Like OnAttempt it
+	// runs on the queue's reporter goroutine. Nil means none.
+	OnEnqueue func(EnqueueEvent)
+	// OnAttempt, if set, is called once per attempt after its outcome is
+	// on disk, with the task's ID, URL (without userinfo), outcome, status
+	// and duration. Nil means none.
+	//
+	// OnEnqueue and OnAttempt are called on one goroutine of the queue's
+	// own, in commit order and never concurrently, after the waiters of
+	// the task have been woken. A slow callback delays the events after it
+	// (and the log lines of attempts, written on the same goroutine) but
+	// never dispatch or commits: up to 65,536 events wait for it, and
+	// further ones are dropped and counted by DroppedEvents. Close
+	// delivers every event queued before it returns.
+	OnAttempt func(AttemptEvent)
 }
 
 func (o *Options) withDefaults() Options {
@@ -235,6 +252,10 @@ type Queue struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	report *reporter // delivers events off the committer
+	// reportAttempts is set when attempts have an observer or a log.
+	reportAttempts bool
+
 	hooks hooks
 }
 
@@ -283,6 +304,9 @@ func newQueue(store *storage.Store, o Options, h hooks, path string) (*Queue, er
 
 		hooks: h,
 	}
+	q.report = newReporter(q.deliver)
+	q.reportAttempts = o.OnAttempt != nil || h.afterAttempt != nil ||
+		o.Logger.Enabled(context.Background(), slog.LevelError)
 	if o.DisableWorkers {
 		return q, nil
 	}
@@ -301,6 +325,7 @@ func newQueue(store *storage.Store, o Options, h hooks, path string) (*Queue, er
 	q.disp, err = dispatch.New(dopts)
 	if err != nil {
 		store.Close()
+		q.report.close()
 		return nil, fmt.Errorf("open queue: %w", err)
 	}
 	q.start()
@@ -359,6 +384,7 @@ func (q *Queue) Close() error {
 		if err := q.store.Close(); err != nil {
 			q.closeErr = fmt.Errorf("close queue: %w", err)
 		}
+		q.report.close() // after the store: its last commits report too
 		q.log.Info("queue closed")
 	})
 	return q.closeErr
@@ -372,6 +398,8 @@ func (q *Queue) isClosed() bool { return q.closed.Load() }
 const (
 	keyTaskID     = "task_id"
 	keyAttempt    = "attempt"
+	keyAttempts   = "attempts"
+	keyRetval     = "retval"
 	keyURL        = "url"
 	keyMethod     = "method"
 	keyOutcome    = "outcome"

@@ -115,9 +115,17 @@ func (q *Queue) EnqueueManyTx(tx *bolt.Tx, specs []Spec) ([]*Task, error) {
 			added = append(added, t)
 		}
 	}
-	if len(added) > 0 {
+	ev := q.enqueueEvent(out)
+	if len(added) > 0 || ev != nil {
 		at := earliest(added)
-		tx.OnCommit(func() { q.reschedule(at) })
+		tx.OnCommit(func() {
+			if at != nil {
+				q.reschedule(at)
+			}
+			if ev != nil {
+				q.report.push(ev)
+			}
+		})
 	}
 	return out, nil
 }

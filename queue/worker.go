@@ -3,13 +3,13 @@ package queue
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/hookq/hookq/dispatch"
+	"github.com/hookq/hookq/internal/failpoint"
 	"github.com/hookq/hookq/storage"
 )
 
@@ -121,6 +121,7 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 	}
 
 	var superseded bool
+	var after *Task // the task as stored
 	apply := func(tx *storage.Tx) error {
 		cur, err := tx.Get(l.task.ID)
 		if err != nil {
@@ -130,43 +131,74 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 		if err := tx.AddAttempt(cur.ID, att); err != nil {
 			return err
 		}
+		stored := next
 		if superseded {
-			upd := cur.Clone()
-			upd.Attempts = max(cur.Attempts, n)
-			return tx.Replace(cur, upd)
+			stored = cur.Clone()
+			stored.Attempts = max(cur.Attempts, n)
 		}
-		return tx.Replace(cur, next)
+		if err := tx.Replace(cur, stored); err != nil {
+			return err
+		}
+		tx.AddTally(now, tally(att, stored, superseded))
+		after = stored
+		return nil
 	}
-	stored := func(err error) { q.stored(l, att, next, superseded, err) }
+	stored := func(err error) {
+		if err == nil {
+			failpoint.Hit(failpoint.OutcomeAfterCommit)
+		}
+		q.stored(l, att, next, after, superseded, err)
+	}
+	failpoint.Hit(failpoint.OutcomeBeforeCommit)
 	if err := q.store.UpdateAsync(apply, stored); err != nil {
 		stored(err)
 	}
 }
 
 // stored drops the lease of a task whose attempt outcome has been committed
-// (or failed to be), and tells the scheduler and waiters. It runs on the
-// store's committer goroutine, so it only does quick work.
-func (q *Queue) stored(l *lease, att *storage.Attempt, next *Task, superseded bool, err error) {
+// (or failed to be), tells the scheduler and waiters, and queues the
+// outcome for the reporter. next is the task as the attempt would leave
+// it, after the task as stored (next, or as a user left it when
+// superseded; nil if nothing was stored). It runs on the store's committer
+// goroutine, so it only does quick work that never blocks.
+func (q *Queue) stored(l *lease, att *storage.Attempt, next, after *Task, superseded bool, err error) {
 	q.unlease(l.task.ID)
 	switch {
 	case err != nil:
 		// The task stays as it was on disk and runs again.
-		q.log.Error("store outcome", slog.String(keyTaskID, l.task.ID.String()),
-			slog.Any(keyError, err))
 		q.reschedule(nil)
-		return
 	case superseded:
 		q.reschedule(nil) // a user's retry may have made it due again
 	case !next.State.Final():
 		q.reschedule(next.NextAttemptAt)
 	}
-	if superseded || next.State.Final() {
+	if err == nil && (superseded || next.State.Final()) {
 		q.finished(l.task.ID)
 	}
-	q.logOutcome(l.task, att, next, superseded)
-	if q.hooks.afterAttempt != nil {
-		q.hooks.afterAttempt(l.task.ID, att)
+	if q.reportAttempts {
+		if err != nil || after == nil {
+			after = next
+		}
+		q.report.push(&event{task: l.task, att: att, stored: after, superseded: superseded, err: err})
 	}
+}
+
+// tally counts an attempt, and the task it finished if any, for the
+// store's per-second tallies.
+func tally(att *storage.Attempt, stored *Task, superseded bool) storage.Tally {
+	n := storage.Tally{Attempts: 1}
+	if att.Outcome == "failed" || att.Outcome == "retry" {
+		n.FailedAttempts = 1
+	}
+	if !superseded {
+		switch stored.State {
+		case storage.Succeeded:
+			n.Succeeded = 1
+		case storage.Failed:
+			n.Failed = 1
+		}
+	}
+	return n
 }
 
 // decide returns the task as it should be after attempt n ended with out,
@@ -254,34 +286,4 @@ func evidence(body []byte) string {
 		body = body[:bodyEvidence]
 	}
 	return string(body)
-}
-
-// logOutcome writes one line per attempt: Info when the task finished,
-// Debug when it will be retried.
-func (q *Queue) logOutcome(t *Task, att *storage.Attempt, next *Task, superseded bool) {
-	level := slog.LevelInfo
-	if !next.State.Final() && !superseded {
-		level = slog.LevelDebug
-	}
-	if !q.log.Enabled(context.Background(), level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String(keyTaskID, t.ID.String()),
-		slog.String(keyMethod, t.Method),
-		slog.String(keyURL, storage.RedactURL(t.URL)),
-		slog.String(keyOutcome, att.Outcome),
-		slog.Int(keyAttempt, att.N),
-		slog.Duration(keyDuration, time.Duration(att.Latency)),
-	}
-	if att.StatusCode != 0 {
-		attrs = append(attrs, slog.Int(keyStatusCode, att.StatusCode))
-	}
-	if att.Error != nil {
-		attrs = append(attrs, slog.String(keyError, att.Error.Error()))
-	}
-	if next.NextAttemptAt != nil && !superseded {
-		attrs = append(attrs, slog.Duration(keyDelay, next.NextAttemptAt.Sub(time.Time(att.StartedAt))))
-	}
-	q.log.LogAttrs(context.Background(), level, "task attempt", attrs...)
 }

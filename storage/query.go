@@ -228,7 +228,8 @@ func (t *Tx) KeyHolder(key string) (ID, bool) {
 // Check verifies hookq's invariants over the whole store: every record
 // decodes, the schedule index holds exactly the tasks that are not final,
 // keys point at tasks that hold them, attempts belong to stored tasks, and
-// the counters equal a count of the records. It returns every problem found.
+// the counters equal a count of the records, and the per-second tallies
+// decode and are consistent. It returns every problem found.
 func (t *Tx) Check() []error {
 	var problems []error
 	add := func(format string, args ...any) {
@@ -295,7 +296,7 @@ func (t *Tx) Check() []error {
 			add("counter %s is %d; records say %d", s, n, counts[s])
 		}
 	}
-	return problems
+	return append(problems, t.checkTallies()...)
 }
 
 // DeleteFinished deletes final tasks that finished before cutoff, walking

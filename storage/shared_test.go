@@ -112,7 +112,7 @@ func TestStore_OpenDB(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		want := []string{"attempts", "counts", "keys", "meta", "schedule", "tasks"}
+		want := []string{"attempts", "counts", "keys", "meta", "schedule", "tallies", "tasks"}
 		if got := topLevel(t, db); !slices.Equal(got, want) {
 			t.Errorf("top-level buckets = %q; want %q", got, want)
 		}

@@ -70,6 +70,7 @@ var (
 	bucketKeys     = []byte("keys")
 	bucketCounts   = []byte("counts")
 	bucketMeta     = []byte("meta")
+	bucketTallies  = []byte("tallies")
 	keyVersion     = []byte("version")
 )
 
@@ -279,7 +280,7 @@ func (s *Store) checkSchema() error {
 			return err
 		}
 		for _, name := range [][]byte{bucketTasks, bucketSchedule, bucketAttempts,
-			bucketKeys, bucketCounts, bucketMeta} {
+			bucketKeys, bucketCounts, bucketMeta, bucketTallies} {
 			if _, err := p.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

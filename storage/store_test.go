@@ -523,7 +523,14 @@ func BenchmarkDecodeTask(b *testing.B) {
 // BenchmarkStore_Complete measures the commit path of finished attempts:
 // 128 concurrent writers each read a pending task, add its attempt and
 // store it succeeded, sharing commits.
-func BenchmarkStore_Complete(b *testing.B) {
+func BenchmarkStore_Complete(b *testing.B) { benchComplete(b, false) }
+
+// BenchmarkStore_CompleteTallied is BenchmarkStore_Complete with each
+// completion counted in the per-second tallies, as the queue does.
+func BenchmarkStore_CompleteTallied(b *testing.B) { benchComplete(b, true) }
+
+// benchComplete stores b.N completions from 128 concurrent writers.
+func benchComplete(b *testing.B, tally bool) {
 	s, err := Open(filepath.Join(b.TempDir(), "hookq.db"), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -568,6 +575,9 @@ func BenchmarkStore_Complete(b *testing.B) {
 					done := cur.Clone()
 					done.State, done.NextAttemptAt, done.Attempts = Succeeded, nil, 1
 					done.Result, done.FinishedAt = json.RawMessage("100"), &testNow
+					if tally {
+						tx.AddTally(time.Now(), Tally{Attempts: 1, Succeeded: 1})
+					}
 					return tx.Replace(cur, done)
 				})
 				if err != nil {

@@ -22,6 +22,9 @@ type Tx struct {
 	counts   *bolt.Bucket
 	delta    [Cancelled + 1]int64 // counter changes, written once at commit
 	writes   int                  // write calls so far, to spot a spoiled update
+
+	tallyBucket *bolt.Bucket  // per-second tallies; nil in a file from before them
+	tallies     []secondTally // tally changes, written once at commit
 }
 
 // newTx returns a Tx over the store's buckets in btx. It fails if one is
@@ -39,6 +42,8 @@ func (s *Store) newTx(btx *bolt.Tx) (*Tx, error) {
 		attempts: p.Bucket(bucketAttempts),
 		keys:     p.Bucket(bucketKeys),
 		counts:   p.Bucket(bucketCounts),
+
+		tallyBucket: p.Bucket(bucketTallies),
 	}
 	if t.tasks == nil || t.schedule == nil || t.attempts == nil || t.keys == nil || t.counts == nil {
 		return nil, errors.New("a bucket of the store is missing")
@@ -239,7 +244,7 @@ func (t *Tx) indexKey(prev, next *Task) error {
 	return nil
 }
 
-// flush writes the counter changes of the transaction.
+// flush writes the counter and tally changes of the transaction.
 func (t *Tx) flush() error {
 	for s, d := range t.delta {
 		if d == 0 {
@@ -256,7 +261,7 @@ func (t *Tx) flush() error {
 		}
 		t.delta[s] = 0
 	}
-	return nil
+	return t.flushTallies()
 }
 
 // AddAttempt stores the record of one attempt of task id.

@@ -191,6 +191,8 @@ func TestFailpoints(t *testing.T) {
 		{failpoint.CommitBeforeSync, 40},
 		{failpoint.CommitAfterSync, 40},
 		{failpoint.EnqueueAfterCommit, 200},
+		{failpoint.OutcomeBeforeCommit, 150},
+		{failpoint.OutcomeAfterCommit, 150},
 	} {
 		t.Run(tt.point, func(t *testing.T) {
 			t.Parallel()

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
+	"github.com/hookq/hookq/cmd/hookq/internal/metrics"
 	"github.com/hookq/hookq/dispatch"
 	"github.com/hookq/hookq/queue"
 )
@@ -38,6 +41,9 @@ const (
 	keySocket  = "socket"
 	keyVersion = "version"
 	keyError   = "error"
+	keyFile    = "file"
+	keyMode    = "mode"
+	keyRoutes  = "routes"
 )
 
 // serveFlags are the flags of "hookq serve".
@@ -60,6 +66,9 @@ type serveFlags struct {
 	secrets     []string
 	logFormat   string
 	logLevel    string
+	tokenFile   string
+	routesFile  string
+	route       []string
 }
 
 // newServeCmd returns "hookq serve".
@@ -77,12 +86,21 @@ listeners close, attempts in flight get --grace to finish (those cut off
 run again on the next start), and it exits 0.
 
 Numeric flags left at 0 take the queue's defaults: 128 workers, no per-host
-limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
+limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.
+
+With --token-file (or $HOOKQ_TOKEN), every request on the TCP listener but
+GET /healthz must carry "Authorization: Bearer <token>"; the unix socket,
+owner-only, needs none, so the other hookq commands work as before.
+GET /metrics serves Prometheus metrics. --routes and --route name the tasks
+that GET or POST /apply/{name} enqueues, as Celery's HTTP gateway did.`,
 		Example: `  hookq serve
   hookq serve --data /var/lib/hookq --listen 127.0.0.1:7700 --workers 32
   hookq serve --deny-private --allow 10.1.0.0/16 --per-host 8 --per-host-rate 50
   HOOKQ_SIGNING_SECRETS='whsec_<base64 key> whsec_<older key>' hookq serve
-  hookq serve --listen 127.0.0.1:0 --log-format json   # any free port; see the log`,
+  hookq serve --listen 127.0.0.1:0 --log-format json   # any free port; see the log
+  hookq serve --listen 0.0.0.0:7700 --token-file /etc/hookq/token
+  hookq serve --route multiply=GET:http://127.0.0.1:8000/multiply
+  curl '127.0.0.1:7700/apply/multiply?x=6&y=7'      # {"ok":"true","task_id":"..."}`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context(), cmd, &f)
@@ -122,6 +140,14 @@ limit, 10 attempts, a 15s timeout, backoff from 1s up to 1h, 10s grace.`,
 			"$HOOKQ_SIGNING_SECRETS (space-separated) adds more and keeps them out of ps")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.tokenFile, "token-file", "",
+		"require the bearer token in FILE on the TCP listener (or set $HOOKQ_TOKEN);\n"+
+			"the unix socket and GET /healthz need none")
+	fl.StringVar(&f.routesFile, "routes", "",
+		`Celery gateway routes for /apply/{name}: a JSON file such as
+{"multiply": {"url": "http://127.0.0.1:8000/multiply", "method": "GET"}}`)
+	fl.StringArrayVar(&f.route, "route", nil,
+		"a Celery gateway route, name=METHOD:URL, or name=URL for a GET; repeatable")
 	return cmd
 }
 
@@ -206,6 +232,14 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	if err != nil {
 		return err
 	}
+	token, err := f.token(log)
+	if err != nil {
+		return err
+	}
+	routes, err := f.routes()
+	if err != nil {
+		return err
+	}
 	dir := a.dataDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -242,7 +276,10 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	// Only now the queue, whose lock proves no other server runs here. If
 	// another holds it (a server starting at the same moment, say), the
 	// socket file goes too, unless that server has put its own in place.
-	q, err := queue.Open(a.storePath(), f.options(log))
+	m := metrics.New(version, log)
+	opts := f.options(log)
+	opts.OnEnqueue, opts.OnAttempt = m.OnEnqueue, m.OnAttempt
+	q, err := queue.Open(a.storePath(), opts)
 	if err != nil {
 		closeTCP()
 		sock.Close()
@@ -271,7 +308,17 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 			slog.String(keySocket, sock.path))
 	}
 
-	err = runServer(ctx, q, log, tcp, sock)
+	m.Watch(q)
+	var handler http.Handler = httpapi.NewHandler(q, log,
+		httpapi.WithMetrics(m.Handler()), httpapi.WithRoutes(routes))
+	if token != "" {
+		handler = httpapi.RequireToken(handler, token)
+		log.Info("the TCP listener requires a bearer token")
+	}
+	if len(routes) > 0 {
+		log.Info("celery gateway", slog.Any(keyRoutes, slices.Sorted(maps.Keys(routes))))
+	}
+	err = runServer(ctx, handler, log, tcp, sock)
 	if rerr := sock.remove(); rerr != nil {
 		log.Warn("remove socket", slog.Any(keyError, rerr))
 	}
@@ -317,28 +364,40 @@ func (f *serveFlags) options(log *slog.Logger) *queue.Options {
 	}
 }
 
-// runServer serves the API on the listeners until ctx is done or one of
-// them fails, then shuts the HTTP server down. tcp may be nil.
-func runServer(ctx context.Context, q *queue.Queue, log *slog.Logger, tcp net.Listener,
+// runServer serves the API handler on the listeners until ctx is done or
+// one of them fails, then shuts the HTTP server down. tcp may be nil.
+// Requests on sock are httpapi.Trusted: they need no token.
+func runServer(ctx context.Context, handler http.Handler, log *slog.Logger, tcp net.Listener,
 	sock *socketListener) error {
 	// Requests derive their context from base, which is cancelled at
 	// shutdown so that long polls end instead of holding it up.
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
+	// Each listener takes a bounded number of connections at once.
+	trusted := limitConns(sock, maxConns)
+	var public net.Listener
+	if tcp != nil {
+		public = limitConns(tcp, maxConns)
+	}
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(q, log),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return base },
+		BaseContext: func(ln net.Listener) context.Context {
+			if ln == net.Listener(trusted) {
+				return httpapi.Trusted(base)
+			}
+			return base
+		},
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	serveOn := func(ln net.Listener) {
 		g.Go(func() error {
-			if err := srv.Serve(limitConns(ln, maxConns)); !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
 			}
 			return nil
@@ -347,9 +406,9 @@ func runServer(ctx context.Context, q *queue.Queue, log *slog.Logger, tcp net.Li
 	listen := ""
 	if tcp != nil {
 		listen = tcp.Addr().String()
-		serveOn(tcp)
+		serveOn(public)
 	}
-	serveOn(sock)
+	serveOn(trusted)
 	log.Info("serving", slog.String(keyListen, listen), slog.String(keySocket, sock.path),
 		slog.String(keyVersion, version))
 

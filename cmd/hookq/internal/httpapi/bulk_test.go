@@ -72,6 +72,15 @@ func TestHandler_EnqueueBatch(t *testing.T) {
 		`{"url":"http://127.0.0.1:1/"}]`
 	status, data = b.call(t, "POST", "/v1/tasks/batch", tooMany)
 	wantError(t, status, data, http.StatusRequestEntityTooLarge, CodeTooLarge)
+	// A batch over the limit of one task's body, within its own, is taken.
+	large := "[" + strings.Repeat(`{"url":"http://127.0.0.1:1/","json":"`+
+		strings.Repeat("x", 4000)+`"},`, 999) + `{"url":"http://127.0.0.1:1/"}]`
+	if len(large) <= MaxBodyBytes || len(large) >= MaxBatchBodyBytes {
+		t.Fatalf("the large batch is %d bytes; want it between the limits", len(large))
+	}
+	if status, data = b.call(t, "POST", "/v1/tasks/batch", large); status != http.StatusCreated {
+		t.Errorf("a %d-byte batch: %d %.200s; want 201", len(large), status, data)
+	}
 	huge := `[{"url":"http://127.0.0.1:1/","json":"` + strings.Repeat("x", MaxBatchBodyBytes) + `"}]`
 	status, data = b.call(t, "POST", "/v1/tasks/batch", huge)
 	wantError(t, status, data, http.StatusRequestEntityTooLarge, CodeTooLarge)

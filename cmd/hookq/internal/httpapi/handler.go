@@ -24,8 +24,8 @@ import (
 
 // Limits of the handler.
 const (
-	// MaxBodyBytes bounds the body of POST /v1/tasks; a larger one is
-	// refused with 413.
+	// MaxBodyBytes bounds the body of every request, POST /v1/tasks and
+	// POST /apply/{name} included; a larger one is refused with 413.
 	MaxBodyBytes = 2 << 20
 	// DefaultWait is the long-poll time of /v1/tasks/{id}/wait when the
 	// request sets no timeout.
@@ -43,6 +43,9 @@ const (
 	// MaxListLimit bounds the limit of GET /v1/tasks.
 	MaxListLimit = 1000
 )
+
+// batchPath is the route of the batch enqueue, whose body limit is larger.
+const batchPath = "/v1/tasks/batch"
 
 // SocketHost is the host name the Client uses over hookq's unix socket.
 const SocketHost = "hookq"
@@ -62,27 +65,37 @@ type handler struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 	csrf *http.CrossOriginProtection
+
+	// extra holds the routes of options, tried before mux: a Celery
+	// gateway route such as /apply/{name} would conflict with the Celery
+	// views of mux (/{id}/status) if both were in one ServeMux.
+	extra  *http.ServeMux
+	routes map[string]Route // the Celery gateway's named routes
 }
 
 // NewHandler returns the HTTP API of q. It logs each request at Debug and
 // each server-side failure at Error on logger; a nil logger logs nothing.
 //
-// The API has no authentication: it is meant for a loopback listener or a
-// unix socket. Against web pages reaching it through a browser on the same
-// host, it refuses cross-site requests that change state, requires a JSON
-// content type to enqueue (which a page cannot send across sites without
-// the server's consent), and answers only requests addressed to an IP
-// address, localhost or hookq's socket, so a DNS name rebound to a
-// loopback address gets nothing.
+// The handler checks no credentials: it is meant for a loopback listener
+// or a unix socket, or to be wrapped in RequireToken. Against web pages
+// reaching it through a browser on the same host, it refuses cross-site
+// requests that change state, requires a JSON content type to enqueue
+// (which a page cannot send across sites without the server's consent),
+// and answers only requests addressed to an IP address, localhost or
+// hookq's socket, so a DNS name rebound to a loopback address gets
+// nothing; a request that proved the token may use any name.
 // The handler is safe for concurrent use. Long polls end when the request's
 // context does, so a server should cancel its base context on shutdown.
-func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
+// Request bodies are refused beyond MaxBodyBytes on every route but the
+// batch enqueue, whose limit is MaxBatchBodyBytes.
+func NewHandler(q *queue.Queue, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{q: q, log: logger, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
+	h := &handler{q: q, log: logger, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection(),
+		extra: http.NewServeMux()}
 	h.mux.HandleFunc("POST /v1/tasks", h.enqueue)
-	h.mux.HandleFunc("POST /v1/tasks/batch", h.enqueueBatch)
+	h.mux.HandleFunc("POST "+batchPath, h.enqueueBatch)
 	h.mux.HandleFunc("POST /v1/tasks/retry", h.retryAll)
 	h.mux.HandleFunc("POST /v1/tasks/cancel", h.cancelAll)
 	h.mux.HandleFunc("POST /v1/tasks/purge", h.purge)
@@ -98,6 +111,9 @@ func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
 	h.mux.HandleFunc("GET /healthz", h.health)
 	h.mux.HandleFunc("GET /{id}/status", h.celeryStatus)
 	h.mux.HandleFunc("GET /{id}/done", h.celeryDone)
+	for _, o := range opts {
+		o(h)
+	}
 	return h
 }
 
@@ -106,8 +122,15 @@ func NewHandler(q *queue.Queue, logger *slog.Logger) http.Handler {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	limit := int64(MaxBodyBytes)
+	if r.URL.Path == batchPath {
+		limit = MaxBatchBodyBytes
+	}
+	r.Body = http.MaxBytesReader(sw, r.Body, limit)
 	if err := h.foreign(r); err != nil {
 		writeError(sw, http.StatusForbidden, CodeForeign, err.Error())
+	} else if _, pattern := h.extra.Handler(r); pattern != "" {
+		h.extra.ServeHTTP(sw, r)
 	} else if _, pattern := h.mux.Handler(r); pattern == "" {
 		h.noRoute(sw, r)
 	} else {
@@ -120,8 +143,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // foreign returns an error for a request that a web page, rather than a
 // program, may have sent: a cross-site request that changes state, or one
-// addressed to a host name other than localhost (DNS rebinding).
+// addressed to a host name other than localhost (DNS rebinding). A request
+// that proved a bearer token (see RequireToken) may use any host name: a
+// page cannot know the token.
 func (h *handler) foreign(r *http.Request) error {
+	if err := h.csrf.Check(r); err != nil {
+		return fmt.Errorf("cross-site request refused: %w", err)
+	}
+	if authenticated(r.Context()) {
+		return nil
+	}
 	host := r.Host
 	if hp, _, err := net.SplitHostPort(host); err == nil {
 		host = hp
@@ -134,9 +165,6 @@ func (h *handler) foreign(r *http.Request) error {
 	default:
 		return fmt.Errorf("requests must be addressed to an IP address or localhost, not %q", r.Host)
 	}
-	if err := h.csrf.Check(r); err != nil {
-		return fmt.Errorf("cross-site request refused: %w", err)
-	}
 	return nil
 }
 
@@ -145,6 +173,9 @@ func (h *handler) foreign(r *http.Request) error {
 func (h *handler) noRoute(w http.ResponseWriter, r *http.Request) {
 	mh, _ := h.mux.Handler(r)
 	probe := &probeWriter{header: make(http.Header)}
+	if eh, _ := h.extra.Handler(r); probeStatus(eh, r) == http.StatusMethodNotAllowed {
+		mh = eh // a path of an option's route, with another method
+	}
 	mh.ServeHTTP(probe, r)
 	switch probe.status {
 	case http.StatusMethodNotAllowed:
@@ -436,6 +467,13 @@ func (w *statusWriter) WriteHeader(status int) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// probeStatus returns the status h would answer r with, without answering.
+func probeStatus(h http.Handler, r *http.Request) int {
+	probe := &probeWriter{header: make(http.Header)}
+	h.ServeHTTP(probe, r)
+	return probe.status
+}
 
 // probeWriter records what the mux's own 404 and 405 handlers would send.
 type probeWriter struct {
