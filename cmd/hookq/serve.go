@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,6 +64,8 @@ type serveFlags struct {
 	backoffCap  time.Duration
 	grace       time.Duration
 	denyPrivate bool
+	caFiles     []string
+	tls         *tls.Config // from caFiles, loaded by check
 	secrets     []string
 	logFormat   string
 	logLevel    string
@@ -133,6 +136,8 @@ that GET or POST /apply/{name} enqueues, as Celery's HTTP gateway did.`,
 	fl.DurationVar(&f.backoffCap, "backoff-cap", 0,
 		"longest delay between attempts, at least --backoff-base (0: 1h)")
 	fl.DurationVar(&f.grace, "grace", 0, "time attempts in flight get to finish on shutdown (0: 10s)")
+	fl.StringArrayVar(&f.caFiles, "ca-file", nil,
+		"PEM file of CA certificates to trust for https endpoints, besides the system's; repeatable")
 	fl.BoolVar(&f.denyPrivate, "deny-private", false,
 		"refuse to call private and loopback addresses (metadata and link-local are always refused)")
 	fl.StringArrayVar(&f.secrets, "signing-secret", nil,
@@ -160,6 +165,10 @@ const (
 
 // check validates the flags that pflag cannot.
 func (f *serveFlags) check() error {
+	var err error
+	if f.tls, err = caConfig(f.caFiles); err != nil {
+		return err
+	}
 	for name, v := range map[string]int{"workers": f.workers, "per-host": f.perHost,
 		"max-attempts": f.maxAttempts} {
 		if v < 0 {
@@ -358,6 +367,7 @@ func (f *serveFlags) options(log *slog.Logger) *queue.Options {
 			MaxBodyBytes:   f.maxBody,
 			MaxRedirects:   f.redirects,
 			UserAgent:      "hookq/" + version,
+			TLSConfig:      f.tls,
 		},
 		Logger:      log,
 		LockTimeout: serveLockTimeout,
