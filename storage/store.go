@@ -22,7 +22,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -391,7 +390,7 @@ func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	for len(batch) > 0 {
 		spoiled := -1
-		err := s.db.Update(func(btx *bolt.Tx) error {
+		err := s.update(func(btx *bolt.Tx) error {
 			tx, err := s.newTx(btx)
 			if err != nil {
 				return err
@@ -446,6 +445,15 @@ func commitError(err error) error {
 	return fmt.Errorf("commit: %w", err)
 }
 
+// update runs fn in a read-write transaction of bbolt's, turning a panic
+// or a fault in bbolt (a damaged page met while it writes) into ErrDamaged
+// for every update of the batch, rather than a crash of the committer. A
+// panic of an update itself is caught earlier, by runOp.
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer readGuard(&err, debug.SetPanicOnFault(true))
+	return s.db.Update(fn)
+}
+
 // runOp calls fn, turning a panic into an error so that one bad update
 // cannot stop the committer.
 func runOp(fn func(*Tx) error, tx *Tx) (err error) {
@@ -464,12 +472,12 @@ func runOp(fn func(*Tx) error, tx *Tx) (err error) {
 // are not in it; a writer that must grow the file waits for the copy to
 // end. For a store opened with OpenDB the copy is of the whole database,
 // the caller's buckets included.
-func (s *Store) Backup(w io.Writer) (int64, error) {
+func (s *Store) Backup(w io.Writer) (n int64, err error) {
+	defer readGuard(&err, debug.SetPanicOnFault(true))
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	var n int64
-	err := s.db.View(func(btx *bolt.Tx) error {
+	err = s.db.View(func(btx *bolt.Tx) error {
 		var err error
 		n, err = btx.WriteTo(w)
 		return err
@@ -524,15 +532,7 @@ func safeCheck(tx *Tx) (problems []error) {
 // over a damaged page (bbolt panics, or reads outside its mapping) fails
 // with ErrDamaged instead of crashing the process.
 func (s *Store) View(fn func(*Tx) error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(runtime.Error); !ok {
-				panic(r)
-			}
-			err = fmt.Errorf("read: %w (%v): run \"hookq check\" for a report", ErrDamaged, r)
-		}
-	}()
+	defer readGuard(&err, debug.SetPanicOnFault(true))
 	return s.db.View(func(btx *bolt.Tx) error {
 		tx, err := s.newTx(btx)
 		if err != nil {
@@ -540,4 +540,20 @@ func (s *Store) View(fn func(*Tx) error) (err error) {
 		}
 		return fn(tx)
 	})
+}
+
+// readGuard turns a panic or a memory fault while bbolt reads the file
+// into an ErrDamaged error: bbolt asserts that each page it reads is the
+// page it asked for, and reads past its mapping when a page's header lies.
+// Call it at the top of a function that reads the store, as
+//
+//	defer readGuard(&err, debug.SetPanicOnFault(true))
+//
+// which turns faults into panics until the function returns.
+func readGuard(err *error, faultWas bool) {
+	r := recover()
+	debug.SetPanicOnFault(faultWas)
+	if r != nil {
+		*err = fmt.Errorf("%w (%v): run \"hookq check\" for a report", ErrDamaged, r)
+	}
 }

@@ -121,6 +121,11 @@ func (a *app) openStore(acc access, stderr io.Writer,
 	} else {
 		opts.DisableWorkers = true
 		opts.LockTimeout = writeLockTimeout
+		// Opening for writing walks every page, and a damaged one crashes
+		// the process from a goroutine of bbolt's: probe it in a child.
+		if err := a.probeStore(context.Background()); err != nil {
+			return nil, err
+		}
 	}
 	if lockTimeout > 0 {
 		opts.LockTimeout = lockTimeout

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,10 +34,8 @@ when the copy was taken run again.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dst := args[0]
-			if _, err := os.Stat(dst); err == nil && !force {
-				return fmt.Errorf("backup: %s exists; pass --force to replace it", dst)
-			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("backup: %w", err)
+			if err := a.checkBackupTarget(dst, force); err != nil {
+				return err
 			}
 			start := time.Now()
 			tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
@@ -77,6 +76,55 @@ when the copy was taken run again.`,
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "replace FILE if it exists")
 	return cmd
+}
+
+// checkBackupTarget refuses a backup's destination that exists (without
+// force), that is the store itself, or that another process holds open as
+// a store: renaming the copy over a file that a process writes to would
+// leave that process writing to a deleted file, losing what it stores
+// after.
+func (a *app) checkBackupTarget(dst string, force bool) error {
+	fi, err := os.Stat(dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return usagef("backup: %s is not a regular file", dst)
+	}
+	if store, err := os.Stat(a.storePath()); err == nil && os.SameFile(fi, store) {
+		return usagef("backup: %s is the store itself; write the copy elsewhere", dst)
+	}
+	if held, err := lockHeld(dst); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	} else if held {
+		return fmt.Errorf("backup: %s is a store that a running process holds; "+
+			"write the copy elsewhere", dst)
+	}
+	if !force {
+		return fmt.Errorf("backup: %s exists; pass --force to replace it", dst)
+	}
+	return nil
+}
+
+// lockHeld reports whether a process holds a lock on the file at path, as
+// bbolt does on a store it has open.
+func lockHeld(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return false, syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 }
 
 // verifyCopy opens the store file at path read-only and checks it.

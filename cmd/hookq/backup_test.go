@@ -26,6 +26,18 @@ func TestCLI_Backup(t *testing.T) {
 
 	// With a server running, through it, while it dispatches.
 	srv := startServe(t, dir)
+	// Never over the store itself, nor over a store a process holds: the
+	// server would go on writing to a deleted file.
+	store := filepath.Join(dir, storeFile)
+	other := t.TempDir()
+	otherSrv := startServe(t, other)
+	for _, target := range []string{store, filepath.Join(other, storeFile)} {
+		r := hookq(t, dir, "backup", "--force", target)
+		if r.code == 0 || !strings.Contains(r.stderr, "elsewhere") {
+			t.Errorf("backup --force %s: exit %d, %s; want a refusal", target, r.code, r.stderr)
+		}
+	}
+	otherSrv.stop(t)
 	mustRun(t, dir, "wait", first)
 	second := addTask(t, dir, recv.URL, "x=4", "y=5")
 	mustRun(t, dir, "wait", second)
