@@ -241,6 +241,10 @@ type Queue struct {
 	// task leased. Entries before it are leased. See reschedule.
 	scanFrom []byte
 	waiters  map[ID]*waiter
+	// storeFailures counts outcome commits failed in a row; while it is
+	// not zero the scheduler leases nothing before pausedUntil.
+	storeFailures int
+	pausedUntil   time.Time
 
 	wake      chan struct{} // a new or rescheduled task may be due
 	work      chan *lease   // leased tasks for the workers

@@ -99,6 +99,11 @@ func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
 	}
 
 	now := q.clock.Now()
+	if now.Before(q.pausedUntil) {
+		// Outcomes cannot be stored now: lease nothing until the pause
+		// ends (see storeHealth).
+		return nil, ptr(q.pausedUntil), nil
+	}
 	opts := storage.DueOptions{
 		Max:  n,
 		Skip: func(id ID) bool { _, ok := q.leases[id]; return ok },

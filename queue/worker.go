@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -163,9 +164,11 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 // goroutine, so it only does quick work that never blocks.
 func (q *Queue) stored(l *lease, att *storage.Attempt, next, after *Task, superseded bool, err error) {
 	q.unlease(l.task.ID)
+	q.storeHealth(err)
 	switch {
 	case err != nil:
-		// The task stays as it was on disk and runs again.
+		// The task stays as it was on disk and runs again, once the
+		// store takes writes again (see storeHealth).
 		q.reschedule(nil)
 	case superseded:
 		q.reschedule(nil) // a user's retry may have made it due again
@@ -286,4 +289,41 @@ func evidence(body []byte) string {
 		body = body[:bodyEvidence]
 	}
 	return string(body)
+}
+
+// Bounds of the pause of dispatch after outcomes fail to be stored.
+const (
+	storePauseMin = 100 * time.Millisecond
+	storePauseMax = 10 * time.Second
+)
+
+// storeHealth pauses dispatch when outcomes cannot be stored, and resumes
+// it when one is. An attempt whose outcome is not on disk runs again; with
+// a store that refuses writes (a full disk) every attempt would be sent
+// again at once, flooding endpoints with duplicates. So after a failed
+// outcome commit the scheduler leases nothing for a while, doubling with
+// each round of failures from 100 ms up to 10 s, and the first stored
+// outcome ends the series. err is
+// the outcome commit's error; a task deleted meanwhile or a closing store
+// says nothing about the store's health.
+func (q *Queue) storeHealth(err error) {
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrClosed) {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err == nil {
+		q.storeFailures = 0
+		return
+	}
+	now := q.clock.Now()
+	if now.Before(q.pausedUntil) {
+		return // an outcome of an attempt leased before the pause began
+	}
+	q.storeFailures++
+	pause := storePauseMin << min(q.storeFailures-1, 20)
+	pause = min(pause, storePauseMax)
+	// No log here: this runs on the committer. The reporter logs each
+	// outcome that failed to be stored, with its error.
+	q.pausedUntil = now.Add(pause)
 }

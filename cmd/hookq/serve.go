@@ -321,7 +321,7 @@ func (a *app) serve(ctx context.Context, cmd *cobra.Command, f *serveFlags) erro
 	var handler http.Handler = httpapi.NewHandler(q, log,
 		httpapi.WithMetrics(m.Handler()), httpapi.WithRoutes(routes))
 	if token != "" {
-		handler = httpapi.RequireToken(handler, token)
+		handler = httpapi.RequireToken(handler, token, log)
 		log.Info("the TCP listener requires a bearer token")
 	}
 	if len(routes) > 0 {

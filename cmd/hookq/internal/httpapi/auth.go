@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 )
@@ -73,8 +74,12 @@ func authenticated(ctx context.Context) bool {
 // 401 with WWW-Authenticate: Bearer. The comparison takes the same time
 // wherever the given token differs. Requests on a Trusted connection pass
 // without a token, and so does GET /healthz, which tells only whether the
-// server is up.
-func RequireToken(h http.Handler, token string) http.Handler {
+// server is up. Refused requests are logged at Debug on logger (nil: not
+// logged).
+func RequireToken(h http.Handler, token string, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -92,6 +97,9 @@ func RequireToken(h http.Handler, token string) http.Handler {
 				}
 				w.Header().Set("WWW-Authenticate", challenge)
 				writeError(w, http.StatusUnauthorized, CodeUnauthorized, msg)
+				logger.Debug("http request", slog.String(keyMethod, r.Method),
+					slog.String(keyPath, r.URL.Path), slog.Int(keyStatus, http.StatusUnauthorized),
+					slog.String("remote", r.RemoteAddr), slog.Bool("token_sent", ok))
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), authKey{}, true))

@@ -16,7 +16,7 @@ const testToken = "s3cr3t-t0ken-for-tests_0123456789"
 // connection Trusted, as serve does for its unix socket.
 func authServer(t *testing.T, b *bundle, trustedToo bool) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(RequireToken(NewHandler(b.q, nil), testToken))
+	srv := httptest.NewUnstartedServer(RequireToken(NewHandler(b.q, nil), testToken, nil))
 	if trustedToo {
 		srv.Config.BaseContext = func(net.Listener) context.Context {
 			return Trusted(context.Background())
@@ -75,7 +75,8 @@ func TestRequireToken(t *testing.T) {
 		{"HealthElsewhereNeedsOne", "GET", "/healthz/", "", "", "", 401, `Bearer realm="hookq"`},
 		// With the token, a host name is fine: no page can know it.
 		{"TokenAllowsHostName", "GET", "/v1/stats", "Bearer " + testToken, "hookq.example:7700", "", 200, ""},
-		{"HostNameWithoutToken", "GET", "/healthz", "", "hookq.example:7700", "", 403, ""},
+		{"HostNameWithoutToken", "GET", "/v1/stats", "", "hookq.example:7700", "", 401, `Bearer realm="hookq"`},
+		{"HealthByHostName", "GET", "/healthz", "", "hookq.example:7700", "", 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := authCall(t, tc.method, srv.URL+tc.path, tc.auth, tc.host, tc.body)

@@ -28,6 +28,15 @@ func (h *handler) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 	if !isJSON(w, r) {
 		return
 	}
+	// One batch is read and stored at a time; the others wait their turn
+	// (or until their client gives up), which bounds the memory they take.
+	select {
+	case h.batches <- struct{}{}:
+		defer func() { <-h.batches }()
+	case <-r.Context().Done():
+		h.fail(w, r, r.Context().Err())
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBatchBodyBytes)
 	specs, err := decodeSpecs(r.Body)
 	var tooLarge *http.MaxBytesError

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,5 +174,26 @@ func TestClient_Bulk(t *testing.T) {
 	}
 	if n, err := c.Purge(ctx, 0, queue.Succeeded); err != nil || n != 0 {
 		t.Errorf("Purge = %d, %v; want 0", n, err)
+	}
+}
+
+// TestHandler_BatchesTakeTurns: batches are stored one at a time (to bound
+// the memory their decoding takes), and concurrent ones all get through.
+func TestHandler_BatchesTakeTurns(t *testing.T) {
+	b := setup(t)
+	body := "[" + strings.Repeat(`{"url":"http://127.0.0.1:1/","run_at":"2099-01-01T00:00:00Z"},`, 99) +
+		`{"url":"http://127.0.0.1:1/","run_at":"2099-01-01T00:00:00Z"}]`
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if status, data := b.call(t, "POST", "/v1/tasks/batch", body); status != http.StatusCreated {
+				t.Errorf("concurrent batch: %d %.200s", status, data)
+			}
+		})
+	}
+	wg.Wait()
+	s, err := b.q.Stats(t.Context())
+	if err != nil || s.Total != 600 {
+		t.Errorf("stats after 6 batches of 100: %v %v; want 600 tasks", s, err)
 	}
 }

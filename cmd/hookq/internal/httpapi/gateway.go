@@ -125,7 +125,13 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
 // becomes a list. On error it returns the status to answer with.
 func applyArgs(r *http.Request) (map[string]any, int, error) {
 	args := make(map[string]any)
-	for k, vs := range r.URL.Query() {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		// A malformed argument would otherwise be dropped in silence and
+		// the task sent without it.
+		return nil, http.StatusBadRequest, fmt.Errorf("query: %w", err)
+	}
+	for k, vs := range query {
 		args[k] = formValue(vs)
 	}
 	if r.Method != http.MethodPost {

@@ -122,6 +122,7 @@ func TestGateway_Apply(t *testing.T) {
 			http.Header{"Sec-Fetch-Site": {"cross-site"}}, 403, CodeForeign},
 		{"CrossSitePost", "POST", "/apply/multiply", "application/x-www-form-urlencoded", "x=1",
 			http.Header{"Origin": {"http://evil.example"}}, 403, CodeForeign},
+		{"MalformedQuery", "GET", "/apply/multiply?x=%ZZ&y=1", "", "", nil, 400, CodeInvalid},
 		{"TextBody", "POST", "/apply/multiply", "text/plain", "x=1", nil, 415, CodeInvalid},
 		{"Multipart", "POST", "/apply/multiply", "multipart/form-data; boundary=x", "--x--", nil, 415, CodeInvalid},
 		{"JSONArray", "POST", "/apply/multiply", "application/json", `[1, 2]`, nil, 400, CodeInvalid},

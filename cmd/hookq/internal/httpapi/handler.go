@@ -71,6 +71,10 @@ type handler struct {
 	// views of mux (/{id}/status) if both were in one ServeMux.
 	extra  *http.ServeMux
 	routes map[string]Route // the Celery gateway's named routes
+
+	// batches admits one batch enqueue at a time: decoding one takes
+	// several times its body in memory, and bodies may be 32 MiB.
+	batches chan struct{}
 }
 
 // NewHandler returns the HTTP API of q. It logs each request at Debug and
@@ -93,7 +97,8 @@ func NewHandler(q *queue.Queue, logger *slog.Logger, opts ...Option) http.Handle
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{q: q, log: logger, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection(),
-		extra: http.NewServeMux()}
+		batches: make(chan struct{}, 1),
+		extra:   http.NewServeMux()}
 	h.mux.HandleFunc("POST /v1/tasks", h.enqueue)
 	h.mux.HandleFunc("POST "+batchPath, h.enqueueBatch)
 	h.mux.HandleFunc("POST /v1/tasks/retry", h.retryAll)
@@ -150,10 +155,10 @@ func (h *handler) foreign(r *http.Request) error {
 	if err := h.csrf.Check(r); err != nil {
 		return fmt.Errorf("cross-site request refused: %w", err)
 	}
-	if authenticated(r.Context()) {
+	if authenticated(r.Context()) || isHealthCheck(r) {
 		return nil
 	}
-	host := r.Host
+	host := strings.ToLower(r.Host)
 	if hp, _, err := net.SplitHostPort(host); err == nil {
 		host = hp
 	}
@@ -166,6 +171,13 @@ func (h *handler) foreign(r *http.Request) error {
 		return fmt.Errorf("requests must be addressed to an IP address or localhost, not %q", r.Host)
 	}
 	return nil
+}
+
+// isHealthCheck reports whether r is a health check, which any host name
+// may address (load balancers probe by name, or send HTTP/1.0 with no
+// Host at all): its answer reveals nothing.
+func isHealthCheck(r *http.Request) bool {
+	return r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 }
 
 // noRoute answers a request that matches no route: 404, or 405 with Allow

@@ -394,6 +394,12 @@ func TestHandler_RefusesBrowserRequests(t *testing.T) {
 			http.Header{"Host": {"localhost:7700"}}, http.StatusOK},
 		{"IPv6Read", "GET", "/v1/tasks", "",
 			http.Header{"Host": {"[::1]:7700"}}, http.StatusOK},
+		{"UpperCaseLocalhost", "GET", "/v1/tasks", "",
+			http.Header{"Host": {"LOCALHOST:7700"}}, http.StatusOK},
+		{"HealthCheckByName", "GET", "/healthz", "",
+			http.Header{"Host": {"lb.internal.example"}}, http.StatusOK},
+		{"ReboundHostStats", "GET", "/v1/stats", "",
+			http.Header{"Host": {"lb.internal.example"}}, http.StatusForbidden},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -32,6 +32,7 @@ const (
 	NameTasks         = "hookq_tasks"
 	NameOldestPending = "hookq_oldest_pending_age_seconds"
 	NameDropped       = "hookq_events_dropped_total"
+	NameStoreErrors   = "hookq_outcome_store_errors_total"
 	NameBuildInfo     = "hookq_build_info"
 )
 
@@ -57,6 +58,7 @@ type Metrics struct {
 	finished *prometheus.CounterVec
 	attempts *prometheus.CounterVec
 	duration prometheus.Histogram
+	storeErr prometheus.Counter
 }
 
 // New returns the metrics of a hookq server of the given version, with
@@ -82,6 +84,11 @@ func New(version string, logger *slog.Logger) *Metrics {
 				"(2xx, 3xx, 4xx, 5xx) or, when no reply came, the error kind " +
 				"(transport, timeout, refused, too_large, cancelled).",
 		}, []string{"class"}),
+		storeErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: NameStoreErrors,
+			Help: "Attempts whose outcome could not be stored (a full disk, say): their " +
+				"tasks run again, and dispatch pauses until the store takes writes.",
+		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    NameDuration,
 			Help:    "How long attempts took, from sending the request to reading the reply.",
@@ -94,7 +101,7 @@ func New(version string, logger *slog.Logger) *Metrics {
 	for _, c := range []string{"2xx", "4xx", "5xx", "transport", "timeout"} {
 		m.attempts.WithLabelValues(c)
 	}
-	m.reg.MustRegister(m.enqueued, m.finished, m.attempts, m.duration,
+	m.reg.MustRegister(m.enqueued, m.finished, m.attempts, m.duration, m.storeErr,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -115,8 +122,11 @@ func (m *Metrics) OnEnqueue(e queue.EnqueueEvent) {
 func (m *Metrics) OnAttempt(e queue.AttemptEvent) {
 	m.attempts.WithLabelValues(Class(e)).Inc()
 	m.duration.Observe(e.Duration.Seconds())
-	if e.Outcome == queue.OutcomeSucceeded || e.Outcome == queue.OutcomeFailed {
+	switch e.Outcome {
+	case queue.OutcomeSucceeded, queue.OutcomeFailed:
 		m.finished.WithLabelValues(string(e.Outcome)).Inc()
+	case queue.OutcomeStoreError:
+		m.storeErr.Inc()
 	}
 }
 
