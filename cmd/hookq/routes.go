@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
@@ -48,12 +50,13 @@ func (f *serveFlags) routes() (map[string]httpapi.Route, error) {
 			}
 		}
 	}
-	for _, s := range f.route {
+	// A flag's value is not quoted in errors: its URL may hold a password.
+	for i, s := range f.route {
 		name, r, err := parseRouteFlag(s)
 		if err != nil {
-			return nil, usagef("--route %q: %v", s, err)
+			return nil, usagef("--route (the %s): %v", ordinal(i+1), err)
 		}
-		if err := add(fmt.Sprintf("--route %q", s), name, r); err != nil {
+		if err := add(fmt.Sprintf("--route %s", name), name, r); err != nil {
 			return nil, err
 		}
 	}
@@ -65,10 +68,33 @@ func (f *serveFlags) routes() (map[string]httpapi.Route, error) {
 func parseRoutes(data []byte) (map[string]httpapi.Route, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var routes map[string]httpapi.Route
-	if err := dec.Decode(&routes); err != nil {
-		return nil, fmt.Errorf(`want a JSON object such as {"name": {"url": "http://...", `+
+	shape := func(err error) error {
+		return fmt.Errorf(`want a JSON object such as {"name": {"url": "http://...", `+
 			`"method": "GET"}}: %w`, err)
+	}
+	// Read the object member by member: a map would keep the last of two
+	// routes of the same name without a word.
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, shape(cmp.Or(err, errors.New("not an object")))
+	}
+	routes := make(map[string]httpapi.Route)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, shape(err)
+		}
+		name := tok.(string) // object keys are strings
+		var r httpapi.Route
+		if err := dec.Decode(&r); err != nil {
+			return nil, shape(fmt.Errorf("route %s: %w", name, err))
+		}
+		if _, dup := routes[name]; dup {
+			return nil, fmt.Errorf("route %s is defined twice", name)
+		}
+		routes[name] = r
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, shape(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("data after the JSON object")
@@ -99,4 +125,19 @@ func isMethod(s string) bool {
 		return true
 	}
 	return false
+}
+
+// ordinal returns n as "1st", "2nd", "3rd", "4th", ...
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return strconv.Itoa(n) + suffix
 }

@@ -66,11 +66,16 @@ func TestServe_GatewayRoutesRefused(t *testing.T) {
 		{"NotAnObject", []string{"--routes", writeTestFile(t, "r.json", `["m"]`, 0o600)}, "JSON object"},
 		{"UnknownField", []string{"--routes",
 			writeTestFile(t, "r.json", `{"m": {"url": "http://h/", "verb": "GET"}}`, 0o600)}, "unknown field"},
+		{"TwiceInFile", []string{"--routes", writeTestFile(t, "r.json",
+			`{"m": {"url": "http://h/a"}, "m": {"url": "http://h/b"}}`, 0o600)}, "defined twice"},
+		{"Head", []string{"--route", "m=HEAD:http://h/"}, "HEAD"},
+		{"PortOutOfRange", []string{"--route", "m=GET:http://h:99999/"}, "port"},
+		{"PasswordNotShown", []string{"--route", "m=GET:http://u:SECRETPW@[::1/"}, "absolute http"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := hookq(t, t.TempDir(), append([]string{"serve"}, tc.args...)...)
-			if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "SECRETPW") {
 				t.Errorf("serve %v = exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
 			}
 		})

@@ -36,18 +36,28 @@ func CheckRoute(name string, r Route) (Route, error) {
 		return r, fmt.Errorf("route name %q: use 1 to 128 letters, digits and ._- "+
 			"(not starting with . or -)", name)
 	}
+	// The URL is not quoted in errors: it may hold a password.
 	u, err := url.Parse(r.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return r, fmt.Errorf("route %s: %q is not an absolute http or https URL", name, r.URL)
+		return r, fmt.Errorf("route %s: its URL is not an absolute http or https URL", name)
 	}
 	r.Method = strings.ToUpper(r.Method)
 	switch r.Method {
 	case "":
 		r.Method = http.MethodGet
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	case http.MethodHead:
+		return r, fmt.Errorf("route %s: HEAD replies have no body, and the gateway's tasks "+
+			"expect Celery's reply", name)
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodOptions:
 	default:
 		return r, fmt.Errorf("route %s: unknown method %q", name, r.Method)
+	}
+	// Whatever else a task checks (the port, say) is checked now, not at
+	// the first request.
+	spec := queue.Spec{URL: r.URL, Method: r.Method}
+	if err := spec.Validate(); err != nil {
+		return r, fmt.Errorf("route %s: %w", name, err)
 	}
 	return r, nil
 }
