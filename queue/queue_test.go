@@ -425,8 +425,15 @@ func TestQueue_Invalid(t *testing.T) {
 			}
 		})
 	}
+	// A URL that does not parse is named without its password.
+	_, err := h.q.Enqueue(context.Background(), Spec{URL: "http://user:s3cret@h:1/x%zz"})
+	want := `invalid task: url: parse "http://xxxxx@h:1/x%zz": invalid URL escape "%zz"`
+	if err == nil || err.Error() != want {
+		t.Errorf("Enqueue of an unparsable URL = %v; want %s", err, want)
+	}
+
 	// One bad spec in a batch stores none of it.
-	_, err := h.q.EnqueueMany(context.Background(), []Spec{{URL: "http://h/"}, {URL: "gopher://h/"}})
+	_, err = h.q.EnqueueMany(context.Background(), []Spec{{URL: "http://h/"}, {URL: "gopher://h/"}})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("EnqueueMany = %v; want ErrInvalid", err)
 	}

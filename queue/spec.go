@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/storage"
 )
 
@@ -193,7 +193,7 @@ func checkURL(raw string) error {
 	if len(raw) > maxURLLen {
 		return invalid("url is %d bytes; the limit is %d", len(raw), maxURLLen)
 	}
-	u, err := url.Parse(raw)
+	u, err := redact.ParseURL(raw) // its error hides a password
 	if err != nil {
 		return invalid("url: %v", err)
 	}

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/queue"
 )
 
@@ -99,11 +99,7 @@ func writeJSON(w io.Writer, v any) error {
 // password or a token) replaced by "xxxxx", made printable, then truncated
 // to width runes.
 func displayURL(raw string, width int) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		u.User = url.User("xxxxx")
-		raw = u.String()
-	}
-	return truncate(printable(raw), width)
+	return truncate(printable(redact.URL(raw)), width)
 }
 
 // truncate shortens s to at most width runes, marking a cut with "...".

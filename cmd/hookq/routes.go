@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
+	"github.com/hookq/hookq/internal/redact"
 )
 
 // routes returns the Celery gateway's routes from --routes and --route,
@@ -51,9 +52,10 @@ func (f *serveFlags) routes() (map[string]httpapi.Route, error) {
 	for _, s := range f.route {
 		name, r, err := parseRouteFlag(s)
 		if err != nil {
-			return nil, usagef("--route %q: %v", s, err)
+			// The value may hold a URL's password: show it hidden.
+			return nil, usagef("--route %q: %v", redact.URL(s), err)
 		}
-		if err := add(fmt.Sprintf("--route %q", s), name, r); err != nil {
+		if err := add("--route "+name, name, r); err != nil {
 			return nil, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/queue"
 )
 
@@ -38,7 +39,8 @@ func CheckRoute(name string, r Route) (Route, error) {
 	}
 	u, err := url.Parse(r.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return r, fmt.Errorf("route %s: %q is not an absolute http or https URL", name, r.URL)
+		return r, fmt.Errorf("route %s: %q is not an absolute http or https URL", name,
+			redact.URL(r.URL))
 	}
 	r.Method = strings.ToUpper(r.Method)
 	switch r.Method {
