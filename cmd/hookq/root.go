@@ -119,6 +119,19 @@ func newHelpCmd() *cobra.Command {
 	}
 }
 
+// oneTaskID checks that a command got one argument, a task ID (parseID
+// checks its form).
+func oneTaskID(cmd *cobra.Command, args []string) error {
+	switch len(args) {
+	case 1:
+		return nil
+	case 0:
+		return usagef("%s takes a task ID", cmd.Name())
+	default:
+		return usagef("%s takes one task ID, not %d arguments", cmd.Name(), len(args))
+	}
+}
+
 // usageArgs wraps an argument check so that its failures are usage errors.
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
