@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookq/hookq/internal/redact"
 )
 
 // Request describes one attempt of a task. Do only reads it.
@@ -81,7 +83,7 @@ func (d *Dispatcher) newRequest(ctx context.Context, r *Request) (*http.Request,
 	if !isToken(method) {
 		return nil, fmt.Errorf("build request: invalid method %q", clip(method))
 	}
-	u, err := url.Parse(r.URL)
+	u, err := redact.ParseURL(r.URL) // its error hides a password
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 // with ErrFinal and the task keeps its result; otherwise the task is
 // cancelled and the reply is kept only as the attempt's record.
 func (q *Queue) Cancel(ctx context.Context, id ID) (*Task, error) {
-	out, err := q.change(ctx, id, func(cur *Task, now time.Time) (*Task, error) {
+	out, err := q.change(ctx, "cancel", id, func(_ *storage.Tx, cur *Task,
+		now time.Time) (*Task, error) {
 		if cur.State.Final() {
 			return nil, fmt.Errorf("cancel %s: %w (%s)", id, ErrFinal, cur.State)
 		}
@@ -57,11 +59,19 @@ func (q *Queue) aborted(id ID) {
 
 // Retry makes a final task pending again, keeping its history: its attempt
 // count goes on from where it was, with a fresh allowance of MaxAttempts.
-// It fails with ErrNotFinal for a task that has not finished.
+// It fails with ErrNotFinal for a task that has not finished, and with
+// ErrKeyHeld for a cancelled task whose idempotency key another task has
+// taken since.
 func (q *Queue) Retry(ctx context.Context, id ID) (*Task, error) {
-	out, err := q.change(ctx, id, func(cur *Task, now time.Time) (*Task, error) {
+	out, err := q.change(ctx, "retry", id, func(tx *storage.Tx, cur *Task,
+		now time.Time) (*Task, error) {
 		if !cur.State.Final() {
 			return nil, fmt.Errorf("retry %s: %w (%s)", id, ErrNotFinal, cur.State)
+		}
+		if cur.Key != nil {
+			if holder, ok := tx.KeyHolder(*cur.Key); ok && holder != id {
+				return nil, &keyHeldError{id: id, key: *cur.Key, holder: holder}
+			}
 		}
 		return retryEdit(cur, now), nil
 	})
@@ -86,19 +96,38 @@ func retryEdit(cur *Task, now time.Time) *Task {
 	return next
 }
 
-// change applies a user's change to one task in one commit: edit returns
-// the task as it should be, or an error to leave it as it is.
-func (q *Queue) change(ctx context.Context, id ID, edit func(cur *Task, now time.Time) (*Task, error)) (*Task, error) {
+// keyHeldError is the ErrKeyHeld of a Retry: the idempotency key of the
+// cancelled task id is held by holder, which took it after the cancel.
+type keyHeldError struct {
+	id, holder ID
+	key        string
+}
+
+func (e *keyHeldError) Error() string {
+	return fmt.Sprintf("retry %s: its idempotency key %q has been taken by task %s "+
+		"since it was cancelled", e.id, e.key, e.holder)
+}
+
+func (e *keyHeldError) Unwrap() error { return ErrKeyHeld }
+
+// change applies a user's change (op, such as "cancel") to one task in one
+// commit: edit returns the task as it should be, or an error to leave it
+// as it is.
+func (q *Queue) change(ctx context.Context, op string, id ID,
+	edit func(tx *storage.Tx, cur *Task, now time.Time) (*Task, error)) (*Task, error) {
 	if q.isClosed() {
 		return nil, ErrClosed
 	}
 	var out *Task
 	err := q.store.Update(ctx, func(tx *storage.Tx) error {
 		cur, err := tx.Get(id)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%s %s: %w", op, id, ErrNotFound)
+		}
 		if err != nil {
 			return err
 		}
-		next, err := edit(cur, q.clock.Now().UTC())
+		next, err := edit(tx, cur, q.clock.Now().UTC())
 		if err != nil {
 			return err
 		}

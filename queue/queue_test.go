@@ -372,8 +372,10 @@ func TestQueue_Retry(t *testing.T) {
 	if got := h.wait(t, task.ID); got.State != Failed {
 		t.Fatalf("state %s; want failed", got.State)
 	}
-	if _, err := h.q.Retry(context.Background(), ulidFor(t)); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Retry unknown = %v", err)
+	unknown := ulidFor(t)
+	if _, err := h.q.Retry(context.Background(), unknown); !errors.Is(err, ErrNotFound) ||
+		err.Error() != fmt.Sprintf("retry %s: task not found", unknown) {
+		t.Errorf("Retry unknown = %v; want ErrNotFound, naming the retry", err)
 	}
 
 	fail.Store(false)
@@ -417,6 +419,10 @@ func TestQueue_Invalid(t *testing.T) {
 		"HeaderDEL":     {URL: "http://h/", Headers: map[string]string{"X-A": "a\x7fb"}},
 		"HeaderTwice":   {URL: "http://h/", Headers: map[string]string{"x-a": "1", "X-A": "2"}},
 		"RunAtTooLate":  {URL: "http://h/", RunAt: ptr(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))},
+		// JSON cannot carry these, so the HTTP API would store them changed.
+		"URLNotUTF8":    {URL: "http://h/\xff"},
+		"KeyNotUTF8":    {URL: "http://h/", Key: "k\xff"},
+		"HeaderNotUTF8": {URL: "http://h/", Headers: map[string]string{"X-A": "\xff"}},
 	}
 	for name, spec := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -425,8 +431,15 @@ func TestQueue_Invalid(t *testing.T) {
 			}
 		})
 	}
+	// A URL that does not parse is named without its password.
+	_, err := h.q.Enqueue(context.Background(), Spec{URL: "http://user:s3cret@h:1/x%zz"})
+	want := `invalid task: url: parse "http://xxxxx@h:1/x%zz": invalid URL escape "%zz"`
+	if err == nil || err.Error() != want {
+		t.Errorf("Enqueue of an unparsable URL = %v; want %s", err, want)
+	}
+
 	// One bad spec in a batch stores none of it.
-	_, err := h.q.EnqueueMany(context.Background(), []Spec{{URL: "http://h/"}, {URL: "gopher://h/"}})
+	_, err = h.q.EnqueueMany(context.Background(), []Spec{{URL: "http://h/"}, {URL: "gopher://h/"}})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("EnqueueMany = %v; want ErrInvalid", err)
 	}
@@ -452,8 +465,11 @@ func TestQueue_IdempotencyKey(t *testing.T) {
 	}
 
 	// Retrying the cancelled task would give the key two live holders.
-	if _, err := h.q.Retry(context.Background(), a.ID); !errors.Is(err, ErrKeyHeld) {
-		t.Errorf("Retry of a task whose key was taken = %v; want ErrKeyHeld", err)
+	_, err := h.q.Retry(context.Background(), a.ID)
+	want := fmt.Sprintf(`retry %s: its idempotency key "order-1" has been taken by task %s `+
+		"since it was cancelled", a.ID, c.ID)
+	if !errors.Is(err, ErrKeyHeld) || err.Error() != want {
+		t.Errorf("Retry of a task whose key was taken = %v; want ErrKeyHeld: %s", err, want)
 	}
 	if got, _ := h.q.Get(context.Background(), a.ID); got.State != Cancelled {
 		t.Errorf("refused retry left the task %s", got.State)

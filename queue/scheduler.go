@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/storage"
 )
 
@@ -261,7 +262,7 @@ func (q *Queue) reschedule(at *time.Time) {
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return raw
+		return redact.URL(raw) // shown in events and metrics
 	}
 	if u.Port() == "" {
 		if u.Scheme == "https" {

@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/storage"
 )
 
@@ -22,7 +23,8 @@ var ErrInvalid = errors.New("invalid task")
 // Spec describes a task to enqueue. Its JSON form is the input half of the
 // task object of hookq's HTTP API.
 type Spec struct {
-	// URL is the absolute http or https URL to call. Required.
+	// URL is the absolute http or https URL to call, in valid UTF-8.
+	// Required.
 	URL string `json:"url"`
 	// Method is the HTTP method, case-insensitive: GET, HEAD, POST, PUT,
 	// PATCH, DELETE or OPTIONS. Defaults to GET, or POST when JSON is set.
@@ -31,9 +33,10 @@ type Spec struct {
 	// body) or as a form body. Values are strings, numbers or booleans, or
 	// lists of those, sent as repeated keys. Nil means none.
 	Args map[string]any `json:"args,omitempty"`
-	// Headers are extra request headers. They cannot set the headers hookq
-	// and the transport own (Host, Content-Length, Content-Type, User-Agent,
-	// webhook-*, hop-by-hop headers).
+	// Headers are extra request headers, with values in valid UTF-8. They
+	// cannot set the headers hookq and the transport own (Host,
+	// Content-Length, Content-Type, User-Agent, webhook-*, hop-by-hop
+	// headers).
 	Headers map[string]string `json:"headers,omitempty"`
 	// JSON, if set, is sent as the body with Content-Type application/json.
 	JSON json.RawMessage `json:"json,omitempty"`
@@ -47,8 +50,9 @@ type Spec struct {
 	Timeout storage.Duration `json:"timeout,omitempty"`
 	// RunAt delays the first attempt until then. Nil means now.
 	RunAt *time.Time `json:"run_at,omitempty"`
-	// Key is an idempotency key: while a task with this key is kept (and not
-	// cancelled), enqueueing another with it returns that task instead.
+	// Key is an idempotency key, in valid UTF-8: while a task with this key
+	// is kept (and not cancelled), enqueueing another with it returns that
+	// task instead.
 	Key string `json:"key,omitempty"`
 }
 
@@ -167,6 +171,9 @@ func newTask(spec *Spec, o *Options) (*storage.Task, error) {
 	if len(spec.Key) > maxKeyLen {
 		return nil, invalid("key is %d bytes; the limit is %d", len(spec.Key), maxKeyLen)
 	}
+	if !utf8.ValidString(spec.Key) {
+		return nil, invalid("key is not valid UTF-8")
+	}
 	if spec.Key != "" {
 		k := spec.Key
 		t.Key = &k
@@ -193,7 +200,7 @@ func checkURL(raw string) error {
 	if len(raw) > maxURLLen {
 		return invalid("url is %d bytes; the limit is %d", len(raw), maxURLLen)
 	}
-	u, err := url.Parse(raw)
+	u, err := redact.ParseURL(raw) // its error hides a password
 	if err != nil {
 		return invalid("url: %v", err)
 	}
@@ -210,6 +217,9 @@ func checkURL(raw string) error {
 	}
 	if strings.ContainsAny(raw, "\r\n\x00 ") {
 		return invalid("url contains a space or control character")
+	}
+	if !utf8.ValidString(raw) {
+		return invalid("url is not valid UTF-8")
 	}
 	return nil
 }
@@ -234,6 +244,9 @@ func checkHeaders(h map[string]string) error {
 			if c < 0x20 && c != '\t' || c == 0x7f {
 				return invalid("header %s contains the control character %q", k, c)
 			}
+		}
+		if !utf8.ValidString(v) {
+			return invalid("header %s is not valid UTF-8", k)
 		}
 		size += len(k) + len(v)
 	}

@@ -3,10 +3,11 @@ package storage
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/hookq/hookq/internal/redact"
 )
 
 // ID identifies a task. It is a ULID, so IDs sort by creation time; its text
@@ -190,15 +191,9 @@ func (t Task) MarshalJSON() ([]byte, error) {
 }
 
 // RedactURL returns raw with its userinfo, if any, replaced by "xxxxx", for
-// output and logs. The stored URL keeps it, for dispatch.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	u.User = url.User("xxxxx")
-	return u.String()
-}
+// output and logs. The stored URL keeps it, for dispatch. A URL that does
+// not parse has its userinfo hidden all the same.
+func RedactURL(raw string) string { return redact.URL(raw) }
 
 // Clone returns a copy of t that shares no mutable state with it.
 func (t *Task) Clone() *Task {

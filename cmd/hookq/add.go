@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -50,19 +49,24 @@ Without a running server the task is stored directly, and runs when
 "hookq serve" starts.
 
 With --from FILE (- for standard input), add reads one task object per
-line (JSON lines: the task JSON of the HTTP API, such as
-{"url": "http://h/hook", "args": {"x": 1}}), checks every line before it
-stores any, and stops with the line numbers of the invalid ones if there
-are. It then stores the tasks in chunks of up to 1,000, one commit each,
-and prints their IDs in the order of the lines (with --quiet, only how
-many it added). Blank lines are skipped.`,
+line (JSON lines), such as {"url": "http://h/hook", "args": {"x": 1}}. A
+line holds the input fields of the HTTP API's task object: url, method,
+args, headers, json, protocol, max_attempts, timeout, run_at and key. The
+output fields of a task object (id, state, attempts, created_at, result,
+error, ...) are ignored, so that what "hookq ls --json" printed can be
+added again, as new tasks. Add checks every line before it stores any, and
+stops with the line numbers of the invalid ones if there are. It then
+stores the tasks in chunks of up to 1,000, one commit each, and prints
+their IDs in the order of the lines (with --quiet, only how many it
+added). Blank lines and a byte order mark at the start are skipped.`,
 		Example: `  hookq add http://127.0.0.1:8000/multiply x=10 y=10
   hookq add --wait http://127.0.0.1:8000/multiply x=10 y=10
   hookq add --method POST --header 'Authorization: Bearer t0k3n' https://example.com/hook id=7
   hookq add --json '{"event":"signup"}' --key signup-42 https://example.com/hook
   hookq add --json @payload.json --in 10m --max-attempts 1 https://example.com/hook
   hookq add --from tasks.jsonl > ids.txt
-  jq -c '.[]' tasks.json | hookq add --from - --quiet`,
+  jq -c '.[]' tasks.json | hookq add --from - --quiet
+  hookq --data old ls --json --limit 1000 | jq -c '.[]' | hookq --data new add --from -`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if f.from != "" {
 				return nil // addFrom says what is wrong with args
@@ -115,6 +119,12 @@ func (a *app) add(cmd *cobra.Command, args []string, f *addFlags) error {
 	if err != nil {
 		return err
 	}
+	// Check the task here, so that an invalid one gets the same message
+	// and exit code with a server as without (whose request limits would
+	// otherwise speak first).
+	if err := spec.Validate(); err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 
@@ -127,9 +137,12 @@ func (a *app) add(cmd *cobra.Command, args []string, f *addFlags) error {
 	if cerr := api.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
-	if errors.Is(err, errNoAnswer) {
-		return fmt.Errorf("%w; the task may have been added all the same "+
-			"(with --key, adding it again is safe)", err)
+	if outcomeUnknown(api, err) {
+		return &causeError{
+			msg: failure(ctx, err) + "; the task may or may not have been added; " +
+				"with --key, adding it again is safe",
+			cause: err,
+		}
 	}
 	if err != nil {
 		return err

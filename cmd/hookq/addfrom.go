@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/queue"
 )
 
@@ -28,10 +30,14 @@ const (
 	maxLineErrors = 20
 )
 
-// taskFlags are the flags of add that describe one task, which --from
-// takes from each line instead.
-var taskFlags = []string{"method", "json", "header", "in", "at", "max-attempts", "timeout",
-	"key", "protocol", "wait", "wait-timeout"}
+// taskFlags are the flags of add that do not go with --from: those that
+// describe one task, by the field of a task object that --from takes
+// instead, and those of --wait (field empty).
+var taskFlags = []struct{ flag, field string }{
+	{"method", "method"}, {"json", "json"}, {"header", "headers"}, {"in", "run_at"},
+	{"at", "run_at"}, {"max-attempts", "max_attempts"}, {"timeout", "timeout"},
+	{"key", "key"}, {"protocol", "protocol"}, {"wait", ""}, {"wait-timeout", ""},
+}
 
 // addFrom runs "hookq add --from FILE": it reads one task object per line,
 // checks them all before it stores any, then stores them in chunks of one
@@ -40,9 +46,15 @@ func (a *app) addFrom(cmd *cobra.Command, args []string, f *addFlags) error {
 	if len(args) > 0 {
 		return usagef("add --from takes no URL: each line of %s is a task", f.from)
 	}
-	for _, name := range taskFlags {
-		if cmd.Flags().Changed(name) {
-			return usagef("--%s does not go with --from: set it in each task object", name)
+	for _, tf := range taskFlags {
+		switch {
+		case !cmd.Flags().Changed(tf.flag):
+		case tf.field == "":
+			return usagef(`--%s does not go with --from: pass the IDs it prints to "hookq wait"`,
+				tf.flag)
+		default:
+			return usagef("--%s does not go with --from: set %q in each task object",
+				tf.flag, tf.field)
 		}
 	}
 	stderr := cmd.ErrOrStderr()
@@ -83,6 +95,11 @@ func (a *app) addFrom(cmd *cobra.Command, args []string, f *addFlags) error {
 	st := &addState{api: api, cmd: cmd, quiet: f.quiet, bar: bar, total: total}
 	err = st.run(in)
 	bar.finish()
+	if st.matched > 0 && (!f.quiet || err != nil) {
+		// One line for them all: a re-run of a keyed file matches every line.
+		fmt.Fprintf(stderr, "hookq: %s matched a kept task by key and added nothing "+
+			"(the ID printed for each is the kept task's)\n", plural(st.matched, "line"))
+	}
 	if err != nil {
 		return err
 	}
@@ -160,15 +177,24 @@ func (in *input) Close() error {
 	return err
 }
 
+// utf8BOM is the byte order mark some editors write at the start of a
+// UTF-8 file.
+var utf8BOM = []byte("\ufeff")
+
 // lines calls fn with each line of r that is not blank and its number,
-// counting from 1, until fn fails.
+// counting from 1, until fn fails. A byte order mark at the start of r is
+// skipped.
 func lines(r io.Reader, fn func(n int, line []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
 	n := 0
 	for sc.Scan() {
 		n++
-		line := bytes.TrimSpace(sc.Bytes())
+		line := sc.Bytes()
+		if n == 1 {
+			line = bytes.TrimPrefix(line, utf8BOM)
+		}
+		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
@@ -207,29 +233,58 @@ func checkLines(r io.Reader, stderr io.Writer) (int, error) {
 		fmt.Fprintf(stderr, "hookq: ... and %d more invalid lines\n", bad-maxLineErrors)
 	}
 	if bad > 0 {
-		return 0, fmt.Errorf("%w: %d of %s are invalid; nothing was added", queue.ErrInvalid,
-			bad, plural(total, "task"))
+		verb := "are"
+		if bad == 1 {
+			verb = "is"
+		}
+		return 0, fmt.Errorf("%w: %d of %s %s invalid; nothing was added", queue.ErrInvalid,
+			bad, plural(total, "task"), verb)
 	}
 	return total, nil
 }
 
-// decodeLine decodes and checks the task object on line n, as the HTTP
-// API does a request's: unknown fields are refused, numbers keep their
-// text.
+// lineTask is a task object as add --from reads it: the input fields of
+// the HTTP API's task object, and its output fields, which are ignored,
+// so that the objects of "hookq ls --json" can be added again.
+type lineTask struct {
+	queue.Spec
+
+	ID            json.RawMessage `json:"id"`
+	State         json.RawMessage `json:"state"`
+	Attempts      json.RawMessage `json:"attempts"`
+	CreatedAt     json.RawMessage `json:"created_at"`
+	FinishedAt    json.RawMessage `json:"finished_at"`
+	Result        json.RawMessage `json:"result"`
+	Error         json.RawMessage `json:"error"`
+	RetriedAt     json.RawMessage `json:"retried_at"`
+	NextAttemptAt json.RawMessage `json:"next_attempt_at"`
+	History       json.RawMessage `json:"history"` // of "hookq show --json"
+}
+
+// decodeLine decodes and checks the task object on line n as the HTTP API
+// does a request's, numbers keeping their text, but for the output fields
+// of a task object, which it ignores; other unknown fields are refused.
 func decodeLine(n int, line []byte) (queue.Spec, error) {
-	var spec queue.Spec
+	var lt lineTask
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
-		return spec, fmt.Errorf("line %d: not a task object: %v", n, err)
+	if err := dec.Decode(&lt); err != nil {
+		return lt.Spec, fmt.Errorf("line %d: not a task object: %v", n, err)
 	}
 	if dec.More() {
-		return spec, fmt.Errorf("line %d: more than one JSON value", n)
+		return lt.Spec, fmt.Errorf("line %d: more than one JSON value", n)
 	}
+	spec := lt.Spec
 	if err := spec.Validate(); err != nil {
 		return spec, fmt.Errorf("line %d: %s", n,
 			strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+": "))
+	}
+	if u, err := url.Parse(spec.URL); err == nil && u.User != nil && u.User.String() == redact.Mask {
+		// An exported task whose password output hid: adding it would
+		// send "xxxxx" as the credential.
+		return spec, fmt.Errorf("line %d: the url's userinfo reads xxxxx, as hookq shows a hidden "+
+			"password: put the real one back", n)
 	}
 	return spec, nil
 }
@@ -283,19 +338,12 @@ func (s *addState) flush() error {
 	}
 	tasks, err := s.api.EnqueueMany(s.cmd.Context(), s.specs)
 	if err != nil {
-		first, last := s.nums[0], s.nums[len(s.nums)-1]
-		return &causeError{
-			msg: fmt.Sprintf("add lines %d to %d: %s (the %s before line %d were added)",
-				first, last, err, plural(s.added+s.matched, "task"), first),
-			cause: err,
-		}
+		return s.chunkFailed(err)
 	}
 	out := s.cmd.OutOrStdout()
-	for i, t := range tasks {
+	for _, t := range tasks {
 		if t.Existing {
 			s.matched++
-			fmt.Fprintf(s.cmd.ErrOrStderr(), "hookq: line %d: key %s matched existing task %s; "+
-				"nothing added\n", s.nums[i], printable(s.specs[i].Key), t.ID)
 		} else {
 			s.added++
 		}
@@ -306,4 +354,28 @@ func (s *addState) flush() error {
 	s.bar.add(int64(len(tasks)))
 	s.specs, s.nums, s.size = s.specs[:0], s.nums[:0], 0
 	return nil
+}
+
+// chunkFailed returns the error of a chunk that could not be stored,
+// saying which lines were added. When the server gave no reply, the
+// chunk's outcome is unknown: it may have been committed all the same.
+func (s *addState) chunkFailed(err error) error {
+	ctx := s.cmd.Context()
+	first, last := s.nums[0], s.nums[len(s.nums)-1]
+	msg := fmt.Sprintf("add lines %d to %d: %s; the %s before line %d were added", first, last,
+		failure(ctx, err), plural(s.added+s.matched, "task"), first)
+	more := s.added+s.matched+len(s.specs) < s.total // lines after this chunk
+	switch {
+	case outcomeUnknown(s.api, err):
+		msg += fmt.Sprintf(", lines %d to %d may or may not have been added", first, last)
+		if more {
+			msg += ", later ones were not"
+		}
+		msg += `; with a "key" on every line, adding the file again adds no task twice`
+	case more:
+		msg += fmt.Sprintf(", lines %d to %d and later ones were not added", first, last)
+	default:
+		msg += fmt.Sprintf(", lines %d to %d were not added", first, last)
+	}
+	return &causeError{msg: msg, cause: err}
 }

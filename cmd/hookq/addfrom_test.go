@@ -59,9 +59,20 @@ func TestAdd_From(t *testing.T) {
 			// From stdin, quietly: the key of line 3 matches.
 			r = hookqIn(t, dir, lines, "add", "--from", "-", "--quiet")
 			wantOut := "added 2 tasks (1 matched a kept task by key and were not added again)\n"
-			wantErr := "hookq: line 3: key k-b matched existing task " + ids[1] + "; nothing added\n"
+			if r.code != 0 || r.stdout != wantOut || r.stderr != "" {
+				t.Errorf("add --from - --quiet = exit %d, stdout %q, stderr %q; want %q and no stderr",
+					r.code, r.stdout, r.stderr, wantOut)
+			}
+
+			// Without --quiet, the kept task's ID, and one line on stderr
+			// for all the lines whose key matched.
+			keyed := strings.Repeat(`{"url":"http://127.0.0.1:1/k","key":"k-b"}`+"\n", 3)
+			r = hookqIn(t, dir, keyed, "add", "--from", "-")
+			wantOut = strings.Repeat(ids[1]+"\n", 3)
+			wantErr := "hookq: 3 lines matched a kept task by key and added nothing " +
+				"(the ID printed for each is the kept task's)\n"
 			if r.code != 0 || r.stdout != wantOut || r.stderr != wantErr {
-				t.Errorf("add --from - --quiet = exit %d, stdout %q, stderr %q; want %q, %q",
+				t.Errorf("add --from of matched keys = exit %d, stdout %q, stderr %q; want %q, %q",
 					r.code, r.stdout, r.stderr, wantOut, wantErr)
 			}
 		})
@@ -178,5 +189,93 @@ func TestAdd_FromProgressOnTerminal(t *testing.T) {
 	tm.wait(t)
 	if out := tm.output(); strings.Contains(out, "adding [") || strings.Count(out, "\n") != 1500 {
 		t.Errorf("add --from printing IDs on a terminal drew a bar or lost lines")
+	}
+}
+
+// TestAdd_FromExport adds the tasks that ls --json printed, one object a
+// line as jq -c '.[]' writes them, into another store: their output
+// fields are ignored, their input fields kept.
+func TestAdd_FromExport(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"Direct", "Server"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			src, dst := t.TempDir(), t.TempDir()
+			startServe(t, src) // to run a task
+			if mode == "Server" {
+				startServe(t, dst)
+			}
+			recv := multiplyServer(t)
+			mustRun(t, src, "add", "--wait", "-H", "X-Trace: t1", recv.URL, "x=6", "y=7")
+			addTask(t, src, "--in", "1h", "--key", "order-9", "--max-attempts", "3", "-X", "POST",
+				"--json", `{"a":[1,2]}`, "http://127.0.0.1:1/hook")
+			mustRun(t, src, "cancel", addTask(t, src, "--in", "1h", "http://127.0.0.1:1/c"))
+
+			var tasks []json.RawMessage
+			if err := json.Unmarshal([]byte(mustRun(t, src, "ls", "--json")), &tasks); err != nil {
+				t.Fatal(err)
+			}
+			var export bytes.Buffer
+			for _, task := range tasks {
+				json.Compact(&export, task)
+				export.WriteByte('\n')
+			}
+			r := hookqIn(t, dst, export.String(), "add", "--from", "-")
+			if r.code != 0 || len(strings.Fields(r.stdout)) != 3 || r.stderr != "" {
+				t.Fatalf("add --from of an export = exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+			}
+
+			// Each new task has the input fields of its original. The export
+			// was newest first, so the last line is now the newest.
+			inputs := []string{"url", "method", "args", "headers", "json", "protocol",
+				"max_attempts", "timeout", "run_at", "key"}
+			var added []map[string]json.RawMessage
+			json.Unmarshal([]byte(mustRun(t, dst, "ls", "--json")), &added)
+			if len(added) != 3 {
+				t.Fatalf("ls of the new store: %d tasks; want 3", len(added))
+			}
+			for i, task := range tasks {
+				var orig map[string]json.RawMessage
+				json.Unmarshal(task, &orig)
+				got := added[len(added)-1-i]
+				for _, k := range inputs {
+					if string(orig[k]) != string(got[k]) {
+						t.Errorf("task %d: %s = %s; was %s", i, k, got[k], orig[k])
+					}
+				}
+				if string(got["id"]) == string(orig["id"]) {
+					t.Errorf("task %d kept its ID %s", i, got["id"])
+				}
+			}
+		})
+	}
+}
+
+func TestAdd_FromLines(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, input string
+		code        int
+		stderr      string
+	}{
+		// A byte order mark, as some editors write, before line 1.
+		{"ByteOrderMark", "\ufeff" + `{"url":"http://127.0.0.1:1/","run_at":"2099-01-01T00:00:00Z"}` + "\n", 0, ""},
+		{"ByteOrderMarkOnly", "\ufeff\n", 0, ""},
+		// Not at the start of the file, it is no mark: the line is invalid.
+		{"ByteOrderMarkLater", "\n\ufeff{}\n", 2, "hookq: line 2: not a task object"},
+		// Output fields pass; others do not.
+		{"UnknownField", `{"url":"http://127.0.0.1:1/","id":"x","colour":"red"}`, 2,
+			`hookq: line 1: not a task object: json: unknown field "colour"`},
+		// A password that output hid cannot be added as xxxxx.
+		{"HiddenPassword", `{"url":"http://xxxxx@127.0.0.1:1/"}`, 2,
+			"hookq: line 1: the url's userinfo reads xxxxx, as hookq shows a hidden password: " +
+				"put the real one back"},
+	} {
+		r := hookqIn(t, dir, tt.input, "add", "--from", "-")
+		if r.code != tt.code || !strings.HasPrefix(r.stderr, tt.stderr) || (tt.stderr == "") != (r.stderr == "") {
+			t.Errorf("%s: add --from = exit %d, stderr %q; want %d and %q", tt.name, r.code, r.stderr,
+				tt.code, tt.stderr)
+		}
 	}
 }

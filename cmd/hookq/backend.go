@@ -145,6 +145,16 @@ func (a *app) openStore(acc access, stderr io.Writer,
 	return q, nil
 }
 
+// taskErr returns err, the failure of an operation on the task id, with
+// the message "task ID not found" when no task has that ID, whichever
+// operation looked it up.
+func taskErr(id queue.ID, err error) error {
+	if errors.Is(err, queue.ErrNotFound) {
+		return &causeError{msg: fmt.Sprintf("task %s not found", id), cause: err}
+	}
+	return err
+}
+
 // parseID parses a task ID given on the command line.
 func parseID(s string) (queue.ID, error) {
 	id, err := queue.ParseID(s)

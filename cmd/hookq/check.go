@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -30,7 +31,7 @@ var errUnsound = errors.New("the store has problems")
 func newCheckCmd(a *app) *cobra.Command {
 	var asJSON, openOnly bool
 	cmd := &cobra.Command{
-		Use:   "check [DIR]",
+		Use:   "check [DIR | FILE]",
 		Short: "Verify the store: bbolt's page check and hookq's invariants",
 		Long: `Check reads the whole store and verifies it: bbolt's own check of its pages,
 then hookq's invariants (every record decodes, the schedule index holds
@@ -40,14 +41,16 @@ found and exits 1 if there is any, 0 if the store is sound.
 
 DIR is the data directory (default: --data, $HOOKQ_DATA, ./hookq-data). With
 a server running on it, the server runs the check in one read transaction
-while it goes on dispatching.`,
+while it goes on dispatching. FILE is a store file, such as a copy made
+by "hookq backup", checked with no server.`,
 		Example: `  hookq check
   hookq check /var/lib/hookq && echo sound
+  hookq check /backups/hookq-2030-01-02.db
   hookq check --json | jq .problems`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
-				a.dataFlag = args[0]
+				a.checkTarget(args[0])
 			}
 			if openOnly {
 				return openStoreOnly(a.storePath())
@@ -78,13 +81,31 @@ while it goes on dispatching.`,
 	return cmd
 }
 
+// checkTarget makes path, the argument of check, the store to check: a
+// data directory, or a store file. A data directory's own store file
+// counts as its directory, so that a server running on it does the check.
+// A path that does not exist is taken as a directory, which has no store.
+func (a *app) checkTarget(path string) {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil || fi.IsDir():
+		a.dataFlag = path
+	case filepath.Base(path) == storeFile:
+		a.dataFlag = filepath.Dir(path)
+	default:
+		a.storeFile = path
+	}
+}
+
 // check runs the check through a running server, or on the store opened
 // read-only. A store that cannot be opened for a reason other than a lock
 // or its absence is reported as unsound, not as a failure to check.
 func (a *app) check(ctx context.Context) (rep *httpapi.CheckReport, err error) {
-	if c := a.dialServer(); c != nil {
-		defer c.Close()
-		return c.c.Check(ctx)
+	if a.storeFile == "" {
+		if c := a.dialServer(); c != nil {
+			defer c.Close()
+			return c.c.Check(ctx)
+		}
 	}
 	if os.Getenv(envCheckChild) != "1" {
 		return a.checkInChild(ctx)
@@ -117,7 +138,11 @@ func (a *app) checkInChild(ctx context.Context) (*httpapi.CheckReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, self, "--data", a.dataDir(), "check", "--json")
+	args := []string{"--data", a.dataDir(), "check", "--json"}
+	if a.storeFile != "" {
+		args = []string{"check", "--json", "--", a.storeFile}
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Env = append(os.Environ(), envCheckChild+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,15 +19,22 @@ type checkReport struct {
 	Problems []string `json:"problems"`
 }
 
-func checkJSON(t *testing.T, dir string, wantCode int) checkReport {
+// checkJSONArgs runs hookq check --json with args and decodes its report.
+func checkJSONArgs(t *testing.T, dir string, wantCode int, args ...string) checkReport {
 	t.Helper()
-	r := hookq(t, dir, "check", "--json")
+	r := hookq(t, dir, append([]string{"check", "--json"}, args...)...)
 	var rep checkReport
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != wantCode {
-		t.Fatalf("check --json: exit %d (want %d), %v\nstdout: %s\nstderr: %s",
-			r.code, wantCode, err, r.stdout, r.stderr)
+		t.Fatalf("check --json %v: exit %d (want %d), %v\nstdout: %s\nstderr: %s",
+			args, r.code, wantCode, err, r.stdout, r.stderr)
 	}
 	return rep
+}
+
+// checkJSON runs hookq check --json on dir.
+func checkJSON(t *testing.T, dir string, wantCode int) checkReport {
+	t.Helper()
+	return checkJSONArgs(t, dir, wantCode)
 }
 
 func TestCLI_CheckSound(t *testing.T) {
@@ -173,5 +181,45 @@ func TestCLI_DamagedLeafPage(t *testing.T) {
 			strings.Contains(out, "goroutine") {
 			t.Errorf("%s on a damaged page: exit %d\n%s", args[0], r.code, out)
 		}
+	}
+}
+
+// TestCLI_CheckFile checks a store file given by its path, such as a
+// backup, rather than a data directory.
+func TestCLI_CheckFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	addTask(t, dir, "--in", "1h", "http://127.0.0.1:1/")
+	out := t.TempDir()
+	backup := filepath.Join(out, "bk.db")
+	mustRun(t, dir, "backup", backup)
+
+	// A server on another directory, found through $HOOKQ_DATA, must not
+	// be the one checked.
+	other := t.TempDir()
+	startServe(t, other)
+	cmd := exec.Command(hookqBin, "check", backup)
+	cmd.Env = append(os.Environ(), envData+"="+other)
+	got, err := cmd.Output()
+	if want := backup + ": sound"; err != nil || !strings.HasPrefix(string(got), want) {
+		t.Errorf("check FILE = %v, %q; want %q", err, got, want)
+	}
+	if rep := checkJSONArgs(t, t.TempDir(), 0, backup); !rep.OK {
+		t.Errorf("check --json FILE: %+v", rep)
+	}
+	// A data directory's store file is its directory.
+	if got := mustRun(t, t.TempDir(), "check", filepath.Join(dir, storeFile)); !strings.HasPrefix(got,
+		filepath.Join(dir, storeFile)+": sound") {
+		t.Errorf("check DIR/hookq.db printed %q", got)
+	}
+
+	// A file that is no store is a problem of the file.
+	junk := filepath.Join(out, "junk.db")
+	if err := os.WriteFile(junk, []byte("not a store\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep := checkJSONArgs(t, t.TempDir(), 1, junk)
+	if rep.OK || len(rep.Problems) != 1 || strings.Contains(rep.Problems[0], "not a directory") {
+		t.Errorf("check of a file that is no store: %+v", rep)
 	}
 }

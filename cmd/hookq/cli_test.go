@@ -347,7 +347,7 @@ func TestCLI_UsageErrors(t *testing.T) {
 			`--header "x-a" is given more than once`},
 		{"AddInvalidTask", []string{"add", "-X", "BREW", "http://127.0.0.1/"}, "method"},
 		{"HelpUnknown", []string{"help", "bogus"}, "unknown help topic"},
-		{"WaitTwoIDs", []string{"wait", "a", "b"}, "accepts 1 arg"},
+		{"WaitTwoIDs", []string{"wait", "a", "b"}, "wait takes one task ID, not 2 arguments"},
 		{"ServeBadSecret", []string{"serve", "--signing-secret", "nope"}, "whsec_"},
 		{"ServeBadLogFormat", []string{"serve", "--log-format", "xml"}, "text or json"},
 		{"ServeNegativeWorkers", []string{"serve", "--workers", "-1"}, "negative"},

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"time"
 
 	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
@@ -37,6 +39,46 @@ var _ taskAPI = (*serverClient)(nil)
 // errNoAnswer reports a server that accepted a request but did not answer
 // it in time.
 var errNoAnswer = errors.New("server did not answer")
+
+// outcomeUnknown reports whether err, the failure of a request of api,
+// leaves unknown whether the request took effect: a server's client sent
+// it but got no reply (the connection broke, the server did not answer in
+// time, the command was interrupted), so the server may have done it all
+// the same. An error reply is definite, and so is a connection that could
+// not be made, and every error of a directly opened store.
+func outcomeUnknown(api taskAPI, err error) bool {
+	if _, ok := api.(*serverClient); !ok || err == nil {
+		return false
+	}
+	var reply *httpapi.Error
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &reply):
+		return false
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return false // the request was never sent
+	}
+	return true
+}
+
+// failure describes err, the failure of a request made with ctx, for a
+// message that goes on to say what became of the request: "interrupted"
+// when ctx ended (Ctrl-C), "the server stopped answering (EOF)" when a
+// server's connection failed, else err's own message.
+func failure(ctx context.Context, err error) string {
+	var reply *httpapi.Error
+	var transport *url.Error
+	switch {
+	case ctx.Err() != nil:
+		return "interrupted"
+	case errors.Is(err, errNoAnswer), errors.As(err, &reply):
+		return err.Error()
+	case errors.As(err, &transport):
+		// The request is known to the caller: say what happened to it.
+		return fmt.Sprintf("the server stopped answering (%s)", transport.Err)
+	}
+	return err.Error()
+}
 
 // bounded runs call with a context that ends after d, and turns the
 // failure it then causes into errNoAnswer, with a message naming the

@@ -109,3 +109,14 @@ func TestCommands_HaveExamples(t *testing.T) {
 	}
 	walk(newRootCmd(&app{}))
 }
+
+func TestCompletion_EscapesBidiControls(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	id := addTask(t, dir, "--in", "1h", "http://127.0.0.1:1/\u202etxt.exe")
+	out := mustRun(t, dir, "__complete", "show", "")
+	// Tabs separate the completions from their descriptions.
+	if c, ok := controlChar(strings.ReplaceAll(out, "\t", " ")); ok || !strings.Contains(out, id+"\tscheduled http://127.0.0.1:1/\\u202etxt.exe") {
+		t.Errorf("completion shows %q raw, or lacks the task:\n%s", c, out)
+	}
+}

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/queue"
 )
 
@@ -22,10 +22,12 @@ const (
 )
 
 // printable returns s made safe to show on a terminal: control characters
-// (C0 such as newline, carriage return and escape; DEL; C1) and bytes that
-// are not UTF-8 are written as Go escapes without quotes, such as \n, \x1b
-// and \u009b. Text from endpoints and users thus cannot move the cursor,
-// rewrite what was printed or send commands to the terminal. Backslashes
+// (C0 such as newline, carriage return and escape; DEL; C1), the bidi
+// controls that reorder text (such as U+202E) and bytes that are not UTF-8
+// are written as Go escapes without quotes, such as \n, \x1b, \u009b and
+// \u202e. Text from endpoints and users thus cannot move the cursor,
+// rewrite what was printed, disguise itself by reordering what follows or
+// send commands to the terminal. Backslashes
 // are kept as they are: the result is for reading, and --json output, which
 // is never passed through printable, is the exact data.
 func printable(s string) string {
@@ -61,9 +63,20 @@ func printable(s string) string {
 }
 
 // needsEscape reports whether the rune r, decoded from size bytes, is a
-// control character or an invalid byte.
+// control character, a bidi control or an invalid byte.
 func needsEscape(r rune, size int) bool {
-	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r == utf8.RuneError && size == 1)
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r == utf8.RuneError && size == 1) ||
+		isBidiControl(r)
+}
+
+// isBidiControl reports whether r is one of Unicode's bidirectional
+// formatting characters: the Arabic letter mark, the left-to-right and
+// right-to-left marks, and the embeddings, overrides and isolates, which
+// can make a terminal show text in another order than it is (U+202E, the
+// right-to-left override, turns "exe.txt" around).
+func isBidiControl(r rune) bool {
+	return r == 0x061c || r == 0x200e || r == 0x200f || (r >= 0x202a && r <= 0x202e) ||
+		(r >= 0x2066 && r <= 0x2069)
 }
 
 // sensitiveWords are parts of header names whose values are credentials.
@@ -99,11 +112,7 @@ func writeJSON(w io.Writer, v any) error {
 // password or a token) replaced by "xxxxx", made printable, then truncated
 // to width runes.
 func displayURL(raw string, width int) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		u.User = url.User("xxxxx")
-		raw = u.String()
-	}
-	return truncate(printable(raw), width)
+	return truncate(printable(redact.URL(raw)), width)
 }
 
 // truncate shortens s to at most width runes, marking a cut with "...".

@@ -64,6 +64,10 @@ func TestPrintable(t *testing.T) {
 		{"bad \xff\x9b byte", `bad \xff\x9b byte`},
 		{`kept \n backslash`, `kept \n backslash`},
 		{"\uFFFD stays", "\uFFFD stays"},
+		{"rtl \u202eexe.txt", `rtl \u202eexe.txt`},
+		{"\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069",
+			`\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069`},
+		{"\u200d and \u2070 stay", "\u200d and \u2070 stay"},
 	}
 	for _, tt := range tests {
 		if got := printable(tt.in); got != tt.want {

@@ -127,7 +127,7 @@ func (a *app) ls(cmd *cobra.Command, f *lsFlags) error {
 	}
 	if len(tasks) == f.limit {
 		fmt.Fprintf(cmd.ErrOrStderr(), "more tasks may follow: %s\n",
-			nextPage(f, tasks[len(tasks)-1].ID))
+			nextPage(a.dataFlag, f, tasks[len(tasks)-1].ID))
 	}
 	return nil
 }
@@ -175,9 +175,13 @@ func printTasks(w io.Writer, tasks []*queue.Task) error {
 }
 
 // nextPage returns the ls command line of the page after the one that
-// ended with last.
-func nextPage(f *lsFlags, last queue.ID) string {
-	args := []string{"hookq", "ls"}
+// ended with last, with the --data the user gave (data, if not empty).
+func nextPage(data string, f *lsFlags, last queue.ID) string {
+	args := []string{"hookq"}
+	if data != "" {
+		args = append(args, "--data", shellQuote(data))
+	}
+	args = append(args, "ls")
 	if f.state != "" {
 		args = append(args, "--state", shellQuote(f.state))
 	}

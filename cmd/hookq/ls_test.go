@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -53,9 +54,18 @@ ID STATE ATTEMPTS METHOD URL AGE
 			if got := normalize(r.stdout, ids); r.code != 0 || got != golden {
 				t.Errorf("ls --limit 2 = exit %d:\n%s\nwant:\n%s", r.code, got, golden)
 			}
-			wantHint := "more tasks may follow: hookq ls --url / --limit 2 --after " + ids[2] + "\n"
+			wantHint := "more tasks may follow: hookq --data " + dir + " ls --url / --limit 2 --after " +
+				ids[2] + "\n"
 			if r.stderr != wantHint {
 				t.Errorf("ls stderr = %q; want %q", r.stderr, wantHint)
+			}
+			// The hint runs as it is, from anywhere.
+			hint := exec.Command(hookqBin, strings.Fields(strings.TrimPrefix(wantHint,
+				"more tasks may follow: hookq"))...)
+			hint.Dir, hint.Env = t.TempDir(), []string{envData + "=" + t.TempDir()}
+			out, err := hint.Output()
+			if got := normalize(string(out), ids); err != nil || got != page2 {
+				t.Errorf("the hint printed (%v):\n%s\nwant:\n%s", err, got, page2)
 			}
 			if got := normalize(mustRun(t, dir, "ls", "--limit", "2", "--after", ids[2]), ids); got != page2 {
 				t.Errorf("ls --after:\n%s\nwant:\n%s", got, page2)

@@ -11,14 +11,18 @@ import (
 	"unicode/utf8"
 )
 
+// bidiControls are the characters that reorder text on a terminal.
+const bidiControls = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
 // controlChar finds, in text meant for a terminal, a control character
-// other than the newlines between lines, or a byte that is not UTF-8.
+// other than the newlines between lines, a bidi control, or a byte that is
+// not UTF-8.
 func controlChar(s string) (rune, bool) {
 	for i, r := range s {
 		if r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD") {
 			return r, true
 		}
-		if (r < 0x20 && r != '\n') || (r >= 0x7f && r <= 0x9f) {
+		if (r < 0x20 && r != '\n') || (r >= 0x7f && r <= 0x9f) || strings.ContainsRune(bidiControls, r) {
 			return r, true
 		}
 	}
@@ -27,7 +31,7 @@ func controlChar(s string) (rune, bool) {
 
 func TestCLI_EscapesControlCharacters(t *testing.T) {
 	t.Parallel()
-	const reason = "bad\x1b]0;pwned\x07\r\nhookq: all good\x7f\u009b2J"
+	const reason = "bad\x1b]0;pwned\x07\r\nhookq: all good\x7f\u009b2J \u202eexe.txt"
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(map[string]string{"status": "failure", "reason": reason})
 		w.Write(b)
@@ -35,10 +39,10 @@ func TestCLI_EscapesControlCharacters(t *testing.T) {
 	t.Cleanup(recv.Close)
 	dir := t.TempDir()
 	startServe(t, dir)
-	url := recv.URL + "/x#\u009b2J"
+	url := recv.URL + "/x#\u009b2J\u2066"
 
 	// The failure on stderr.
-	r := hookq(t, dir, "add", "--wait", "--key", "k\u0085\x1b[2J", "-H", "X-Note: a\u009bb",
+	r := hookq(t, dir, "add", "--wait", "--key", "k\u0085\x1b[2J\u202e", "-H", "X-Note: a\u009bb",
 		url, "arg=\x1b[31mred\u0090")
 	if r.code != 1 {
 		t.Fatalf("add --wait = exit %d, stderr %q; want 1", r.code, r.stderr)
@@ -64,8 +68,8 @@ func TestCLI_EscapesControlCharacters(t *testing.T) {
 			t.Errorf("%s prints control character %q:\n%s", name, c, out)
 		}
 	}
-	for _, want := range []string{`k\u0085\x1b[2J`, `X-Note: a\u009bb`,
-		`\u001b[31mred\u0090`, `#\u009b2J`, `hookq: all good\x7f\u009b2J`} {
+	for _, want := range []string{`k\u0085\x1b[2J\u202e`, `X-Note: a\u009bb`,
+		`\u001b[31mred\u0090`, `#\u009b2J\u2066`, `hookq: all good\x7f\u009b2J \u202eexe.txt`} {
 		if !strings.Contains(outputs["show"], want) {
 			t.Errorf("show lacks %q:\n%s", want, outputs["show"])
 		}
@@ -76,7 +80,7 @@ func TestCLI_EscapesControlCharacters(t *testing.T) {
 	if msg := task["error"].(map[string]any)["message"]; msg != reason {
 		t.Errorf("show --json error message = %q; want %q", msg, reason)
 	}
-	if key := task["key"]; key != "k\u0085\x1b[2J" {
+	if key := task["key"]; key != "k\u0085\x1b[2J\u202e" {
 		t.Errorf("show --json key = %q; want it unescaped", key)
 	}
 }

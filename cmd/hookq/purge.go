@@ -61,7 +61,10 @@ gives them back to the filesystem).`,
 			if n > 0 || err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", plural(n, "task"))
 			}
-			return err
+			if err != nil {
+				return bulkFailed(cmd.Context(), api, "purge", "deleted", n, err)
+			}
+			return nil
 		},
 	}
 	fl := cmd.Flags()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
 	"github.com/hookq/hookq/queue"
 )
 
@@ -69,7 +70,10 @@ func (b *bulkFlags) args(cmd *cobra.Command, args []string) error {
 	if b.yes {
 		return usagef("--yes goes with --state")
 	}
-	return usageArgs(cobra.ExactArgs(1))(cmd, args)
+	if len(args) == 0 {
+		return usagef("%s takes a task ID, or --state STATE for every task in a state", cmd.Name())
+	}
+	return oneTaskID(cmd, args)
 }
 
 // bulkAction is a change of every task in a state.
@@ -130,7 +134,50 @@ func (a *app) changeAll(cmd *cobra.Command, b *bulkFlags, act bulkAction) error 
 	if n > 0 || err == nil {
 		fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", act.done, plural(n, "task"))
 	}
-	return err
+	if err != nil {
+		return bulkFailed(ctx, api, fmt.Sprintf("%s --state %s", act.verb, st), act.done, n, err)
+	}
+	return nil
+}
+
+// bulkFailed returns the error of a bulk change, op (such as "retry
+// --state failed"), that stopped part way after changing n tasks (when
+// the store was opened directly; a server's count is lost with its
+// reply). What was done stays done: the change works in transactions of
+// at most 1,000 tasks. done is the past tense of the change, such as
+// "retried".
+func bulkFailed(ctx context.Context, api taskAPI, op, done string, n int, err error) error {
+	interrupted := ctx.Err() != nil
+	if _, direct := api.(*queue.Queue); direct {
+		kept := fmt.Sprintf("the %s %s before stay %s", plural(n, "task"), done, done)
+		var msg string
+		switch {
+		case interrupted && n == 0:
+			msg = fmt.Sprintf("%s: interrupted before any task was %s", op, done)
+		case interrupted:
+			msg = fmt.Sprintf("%s: interrupted; %s; run the command again to finish", op, kept)
+		case n > 0:
+			msg = fmt.Sprintf("%s: %s (%s)", op, err, kept)
+		default:
+			return err
+		}
+		return &causeError{msg: msg, cause: err}
+	}
+
+	// Through a server, which may have stopped part way (on a full disk,
+	// say) or been stopped: the count is not known here.
+	var reply *httpapi.Error
+	partWay := interrupted || outcomeUnknown(api, err) ||
+		errors.As(err, &reply) && reply.StatusCode >= 500
+	if !partWay {
+		return err // refused before it began, or never sent
+	}
+	return &causeError{
+		msg: fmt.Sprintf("%s: %s; what the server did before it stopped stays done (it "+
+			"commits at most 1,000 tasks at a time), how many is not known here; run the "+
+			"command again to finish", op, failure(ctx, err)),
+		cause: err,
+	}
 }
 
 // countState returns the number of tasks in state st.
@@ -162,7 +209,7 @@ func (a *app) changeTask(cmd *cobra.Command, arg string,
 	defer api.Close()
 	t, err := change(api, cmd.Context(), id)
 	if err != nil {
-		return err
+		return taskErr(id, err)
 	}
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), t.State)
 	return err

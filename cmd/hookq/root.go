@@ -22,6 +22,10 @@ const (
 type app struct {
 	dataFlag string
 	stdin    io.Reader
+	// storeFile, if set, is a store file to use instead of the data
+	// directory's, such as a backup given to "hookq check"; no server
+	// serves it.
+	storeFile string
 }
 
 // dataDir returns the data directory: --data, else $HOOKQ_DATA, else
@@ -38,7 +42,12 @@ func (a *app) dataDir() string {
 }
 
 // storePath returns the path of the store file.
-func (a *app) storePath() string { return filepath.Join(a.dataDir(), storeFile) }
+func (a *app) storePath() string {
+	if a.storeFile != "" {
+		return a.storeFile
+	}
+	return filepath.Join(a.dataDir(), storeFile)
+}
 
 // socketPath returns the path of the server's unix socket.
 func (a *app) socketPath() string { return filepath.Join(a.dataDir(), socketFile) }
@@ -107,6 +116,19 @@ func newHelpCmd() *cobra.Command {
 			target.InitDefaultVersionFlag()
 			return target.Help()
 		},
+	}
+}
+
+// oneTaskID checks that a command got one argument, a task ID (parseID
+// checks its form).
+func oneTaskID(cmd *cobra.Command, args []string) error {
+	switch len(args) {
+	case 1:
+		return nil
+	case 0:
+		return usagef("%s takes a task ID", cmd.Name())
+	default:
+		return usagef("%s takes one task ID, not %d arguments", cmd.Name(), len(args))
 	}
 }
 

@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
+	"github.com/hookq/hookq/internal/redact"
 )
 
 // routes returns the Celery gateway's routes from --routes and --route,
@@ -50,13 +50,13 @@ func (f *serveFlags) routes() (map[string]httpapi.Route, error) {
 			}
 		}
 	}
-	// A flag's value is not quoted in errors: its URL may hold a password.
-	for i, s := range f.route {
+	for _, s := range f.route {
 		name, r, err := parseRouteFlag(s)
 		if err != nil {
-			return nil, usagef("--route (the %s): %v", ordinal(i+1), err)
+			// The value may hold a URL's password: show it hidden.
+			return nil, usagef("--route %q: %v", redact.URL(s), err)
 		}
-		if err := add(fmt.Sprintf("--route %s", name), name, r); err != nil {
+		if err := add("--route "+name, name, r); err != nil {
 			return nil, err
 		}
 	}
@@ -125,19 +125,4 @@ func isMethod(s string) bool {
 		return true
 	}
 	return false
-}
-
-// ordinal returns n as "1st", "2nd", "3rd", "4th", ...
-func ordinal(n int) string {
-	suffix := "th"
-	switch {
-	case n%100 >= 11 && n%100 <= 13:
-	case n%10 == 1:
-		suffix = "st"
-	case n%10 == 2:
-		suffix = "nd"
-	case n%10 == 3:
-		suffix = "rd"
-	}
-	return strconv.Itoa(n) + suffix
 }

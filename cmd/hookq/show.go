@@ -57,7 +57,7 @@ task object, exactly as stored, with an extra "history" array of attempt
 objects.`,
 		Example: `  hookq show 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A
   hookq show --json 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A | jq .history`,
-		Args:              usageArgs(cobra.ExactArgs(1)),
+		Args:              oneTaskID,
 		ValidArgsFunction: a.completeIDs(nil),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
@@ -71,11 +71,11 @@ objects.`,
 			defer api.Close()
 			t, err := api.Get(cmd.Context(), id)
 			if err != nil {
-				return err
+				return taskErr(id, err)
 			}
 			atts, err := api.Attempts(cmd.Context(), id)
 			if err != nil {
-				return err
+				return taskErr(id, err) // deleted meanwhile, say
 			}
 			if atts == nil {
 				atts = []queue.Attempt{}

@@ -43,7 +43,7 @@ Wait works with or without a running server: without one it waits for a
 server to start, never holding the store while it waits.`,
 		Example: `  hookq wait 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A
   hookq wait --timeout 30s 01JF3Z8Q4R2S5T6V7W8X9Y0Z1A && echo done`,
-		Args:              usageArgs(cobra.ExactArgs(1)),
+		Args:              oneTaskID,
 		ValidArgsFunction: a.completeIDs(nil),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
@@ -116,7 +116,7 @@ func (a *app) await(ctx context.Context, id queue.ID, timeout time.Duration,
 		case retryable(err) && failures < maxServerFailures:
 			failures++
 		default:
-			return nil, err
+			return nil, taskErr(id, err)
 		}
 
 		timer := time.NewTimer(pollInterval)

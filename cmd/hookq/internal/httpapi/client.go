@@ -66,9 +66,20 @@ func (c *Client) Close() error {
 // Enqueue enqueues one task and returns it: the new task, or the one kept
 // under the spec's idempotency key.
 func (c *Client) Enqueue(ctx context.Context, spec queue.Spec) (*queue.Task, error) {
-	body, err := json.Marshal(spec)
+	body, err := encode(spec)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: encode task: %w", err)
+	}
+	if len(body) > MaxBodyBytes {
+		// A valid task can take more than POST /v1/tasks does (a JSON
+		// body and arguments of 1 MiB each, say): send it as a batch of
+		// one, whose limit is larger, so that every task a queue takes
+		// can be sent.
+		tasks, err := c.EnqueueMany(ctx, []queue.Spec{spec})
+		if err != nil {
+			return nil, err
+		}
+		return tasks[0], nil
 	}
 	var t queue.Task
 	status, err := c.doStatus(ctx, http.MethodPost, "/v1/tasks", body, &t)
@@ -87,7 +98,7 @@ func (c *Client) EnqueueMany(ctx context.Context, specs []queue.Spec) ([]*queue.
 	if len(specs) == 0 {
 		return nil, nil
 	}
-	body, err := json.Marshal(specs)
+	body, err := encode(specs)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue batch: encode tasks: %w", err)
 	}
@@ -105,6 +116,19 @@ func (c *Client) EnqueueMany(ctx context.Context, specs []queue.Spec) ([]*queue.
 		}
 	}
 	return reply.Tasks, nil
+}
+
+// encode returns the JSON of tasks to send. <, > and & are sent as they
+// are, not escaped as json.Marshal does: the server measures and stores a
+// task's JSON body as it receives it, which must be as the caller gave it.
+func encode(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // RetryAll retries every task in the final state st and returns how many.

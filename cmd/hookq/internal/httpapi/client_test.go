@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +143,37 @@ func TestError_Unwrap(t *testing.T) {
 		if got := err.Unwrap(); got != tt.want {
 			t.Errorf("Error{%d, %q}.Unwrap() = %v; want %v", tt.status, tt.code, got, tt.want)
 		}
+	}
+}
+
+// TestClient_EnqueueLargeTask sends the largest task the queue takes, and
+// a JSON body full of characters that json.Marshal would escape, and
+// checks that the server stores both as given.
+func TestClient_EnqueueLargeTask(t *testing.T) {
+	b := setup(t)
+	c := unixClient(t, b)
+	args := make(map[string]any)
+	for i := range 16 {
+		args[fmt.Sprint("a", i)] = strings.Repeat("y", 64000)
+	}
+	body := json.RawMessage(`{"b":"` + strings.Repeat("<&>", 300000) + `"}`)
+	later := time.Now().Add(time.Hour)
+	for name, spec := range map[string]queue.Spec{
+		"Escapable": {URL: "http://127.0.0.1:1/", JSON: body, RunAt: &later},
+		"Largest":   {URL: "http://127.0.0.1:1/", JSON: body, Args: args, RunAt: &later},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := spec.Validate(); err != nil {
+				t.Fatalf("the task is not valid: %v", err)
+			}
+			task, err := c.Enqueue(t.Context(), spec)
+			if err != nil {
+				t.Fatalf("Enqueue of a valid task of %d bytes of body: %v", len(body), err)
+			}
+			stored, err := b.q.Get(t.Context(), task.ID)
+			if err != nil || string(stored.JSON) != string(body) {
+				t.Errorf("stored body differs from the one sent (%v)", err)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/queue"
 )
 
@@ -39,7 +40,8 @@ func CheckRoute(name string, r Route) (Route, error) {
 	// The URL is not quoted in errors: it may hold a password.
 	u, err := url.Parse(r.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return r, fmt.Errorf("route %s: its URL is not an absolute http or https URL", name)
+		return r, fmt.Errorf("route %s: %q is not an absolute http or https URL", name,
+			redact.URL(r.URL))
 	}
 	r.Method = strings.ToUpper(r.Method)
 	switch r.Method {

@@ -197,3 +197,12 @@ func TestCheckRoute(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRoute_HidesPassword(t *testing.T) {
+	for _, raw := range []string{"ftp://user:s3cret@h/", "http://user:s3cret@h/%zz"} {
+		_, err := CheckRoute("m", Route{URL: raw})
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "xxxxx@h") {
+			t.Errorf("CheckRoute of %q = %v; want an error showing the userinfo as xxxxx", raw, err)
+		}
+	}
+}
