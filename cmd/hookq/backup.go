@@ -69,7 +69,7 @@ when the copy was taken run again.`,
 			if err := syncDir(filepath.Dir(dst)); err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s) in %s\n", dst, sizeString(n),
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s) in %s\n", dst, byteSize(n),
 				time.Since(start).Round(time.Millisecond))
 			return nil
 		},
@@ -148,18 +148,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// sizeString formats a byte count in binary units.
-func sizeString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -92,17 +92,3 @@ func (a *app) compact(cmd *cobra.Command, keepBackup bool) error {
 	}
 	return nil
 }
-
-// byteSize returns n bytes in a short human form: 512 B, 1.5 KiB, 3.2 MiB.
-func byteSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
