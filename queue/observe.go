@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/storage"
 )
 
@@ -40,7 +41,9 @@ type AttemptEvent struct {
 	TaskID ID
 	// Method is the task's HTTP method.
 	Method string
-	// URL is the task's URL with its userinfo, if any, shown as "xxxxx".
+	// URL is the task's URL for logs: its userinfo, and the values of query
+	// parameters named like credentials (token, api_key, ...), shown as
+	// "xxxxx".
 	URL string
 	// Host is the host:port the request went to, with the scheme's port
 	// when the URL names none.
@@ -214,7 +217,7 @@ func attemptEvent(ev *event) AttemptEvent {
 	e := AttemptEvent{
 		TaskID:     t.ID,
 		Method:     t.Method,
-		URL:        storage.RedactURL(t.URL),
+		URL:        redact.Display(t.URL),
 		Host:       hostOf(t.URL),
 		Attempt:    att.N,
 		StatusCode: att.StatusCode,

@@ -79,19 +79,12 @@ func isBidiControl(r rune) bool {
 		(r >= 0x2066 && r <= 0x2069)
 }
 
-// sensitiveWords are parts of header names whose values are credentials.
-var sensitiveWords = []string{"authorization", "cookie", "token", "secret", "password",
-	"api-key", "apikey", "key"}
-
 // headerValue returns a request header's value for human output: "xxxxx"
 // when the name suggests a credential (Authorization, X-Api-Key, ...), else
 // the value made printable. JSON output keeps the value: it is the data.
 func headerValue(name, value string) string {
-	lower := strings.ToLower(name)
-	for _, w := range sensitiveWords {
-		if strings.Contains(lower, w) {
-			return "xxxxx"
-		}
+	if redact.Sensitive(name) {
+		return redact.Mask
 	}
 	return printable(value)
 }
@@ -112,7 +105,7 @@ func writeJSON(w io.Writer, v any) error {
 // password or a token) replaced by "xxxxx", made printable, then truncated
 // to width runes.
 func displayURL(raw string, width int) string {
-	return truncate(printable(redact.URL(raw)), width)
+	return truncate(printable(redact.Display(raw)), width)
 }
 
 // truncate shortens s to at most width runes, marking a cut with "...".

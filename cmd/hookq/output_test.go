@@ -208,3 +208,29 @@ func TestCLI_ExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestCLI_MasksCredentialsInQueryAndArgs: query parameters and arguments
+// named like credentials are shown as xxxxx in human output and in the
+// server's log, as headers are; --json keeps the data as stored.
+func TestCLI_MasksCredentialsInQueryAndArgs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	recv := multiplyServer(t)
+	srv := startServe(t, dir)
+	id := addTask(t, dir, recv.URL+"/multiply?api_key=QSECRET&x=2", "y=3", "password=ARGSECRET")
+	mustRun(t, dir, "wait", id)
+	for _, args := range [][]string{{"ls"}, {"show", id}} {
+		out := mustRun(t, dir, args...)
+		if strings.Contains(out, "QSECRET") || strings.Contains(out, "ARGSECRET") ||
+			!strings.Contains(out, "xxxxx") {
+			t.Errorf("hookq %s shows a credential:\n%s", args[0], out)
+		}
+	}
+	if out := mustRun(t, dir, "show", "--json", id); !strings.Contains(out, "QSECRET") {
+		t.Errorf("show --json lost the stored query:\n%s", out)
+	}
+	srv.stop(t)
+	if log := srv.log.String(); strings.Contains(log, "QSECRET") || !strings.Contains(log, "api_key=xxxxx") {
+		t.Errorf("the server's log shows a credential, or no task line:\n%s", log)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/queue"
 )
 
@@ -102,7 +103,7 @@ func printTask(w io.Writer, t *queue.Task, atts []queue.Attempt) error {
 	field("State", t.State.String())
 	field("Method", printable(t.Method))
 	field("URL", displayURL(t.URL, 1<<16))
-	field("Args", printable(compactJSON(t.Args)))
+	field("Args", printable(compactJSON(redact.Args(t.Args))))
 	for _, k := range slices.Sorted(maps.Keys(t.Headers)) {
 		field("Header", printable(k)+": "+headerValue(k, t.Headers[k]))
 	}

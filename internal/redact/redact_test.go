@@ -49,3 +49,30 @@ func TestParseURL(t *testing.T) {
 		t.Errorf("ParseURL of a valid URL = %v, %v", u, err)
 	}
 }
+
+func TestDisplay(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{"http://h/p?x=1&y=2", "http://h/p?x=1&y=2"},
+		{"http://u:pw@h/p?api_key=QSECRET&x=1&token=T#frag",
+			"http://xxxxx@h/p?api_key=xxxxx&x=1&token=xxxxx#frag"},
+		{"http://h/p?Access%5FToken=T&flag", "http://h/p?Access%5FToken=xxxxx&flag"},
+		{"http://h/p?", "http://h/p?"},
+	}
+	for _, tt := range tests {
+		if got := Display(tt.raw); got != tt.want {
+			t.Errorf("Display(%q) = %q; want %q", tt.raw, got, tt.want)
+		}
+	}
+}
+
+func TestArgs(t *testing.T) {
+	got := string(Args([]byte(`{"password":"ARGSECRET","x":1,"y":[1,2]}`)))
+	if want := `{"password":"xxxxx","x":1,"y":[1,2]}`; got != want {
+		t.Errorf("Args = %s; want %s", got, want)
+	}
+	for _, raw := range []string{`{"x":1}`, `[1]`, `not json`} {
+		if got := string(Args([]byte(raw))); got != raw {
+			t.Errorf("Args(%s) = %s; want it unchanged", raw, got)
+		}
+	}
+}
