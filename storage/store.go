@@ -70,7 +70,11 @@ var (
 	bucketCounts   = []byte("counts")
 	bucketMeta     = []byte("meta")
 	bucketTallies  = []byte("tallies")
-	keyVersion     = []byte("version")
+
+	// allBuckets are the buckets of a store, created when it is.
+	allBuckets = [][]byte{bucketTasks, bucketSchedule, bucketAttempts,
+		bucketKeys, bucketCounts, bucketMeta, bucketTallies}
+	keyVersion = []byte("version")
 )
 
 // maxBatch bounds how many updates share one commit, so one commit's latency
@@ -266,6 +270,29 @@ func (s *Store) checkSchema() error {
 			return check(p)
 		})
 	}
+	// A store with all its buckets and a version is only checked: opening
+	// it must not write (a commit would change the file for nothing, and
+	// fail on a full disk).
+	complete := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		p, err := s.parent(tx)
+		if err != nil {
+			return nil // no root bucket yet: the update creates it
+		}
+		for _, name := range allBuckets {
+			if p.Bucket(name) == nil {
+				return nil
+			}
+		}
+		if p.Bucket(bucketMeta).Get(keyVersion) == nil {
+			return nil
+		}
+		complete = true
+		return check(p)
+	})
+	if err != nil || complete {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		var p parent = tx
 		if s.root != nil {
@@ -278,8 +305,7 @@ func (s *Store) checkSchema() error {
 		if err := check(p); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketTasks, bucketSchedule, bucketAttempts,
-			bucketKeys, bucketCounts, bucketMeta, bucketTallies} {
+		for _, name := range allBuckets {
 			if _, err := p.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

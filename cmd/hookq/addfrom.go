@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
 	"github.com/hookq/hookq/internal/redact"
 	"github.com/hookq/hookq/queue"
 )
@@ -270,7 +271,7 @@ func decodeLine(n int, line []byte) (queue.Spec, error) {
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&lt); err != nil {
-		return lt.Spec, fmt.Errorf("line %d: not a task object: %v", n, err)
+		return lt.Spec, fmt.Errorf("line %d: not a task object: %v", n, httpapi.DecodeError(err))
 	}
 	if dec.More() {
 		return lt.Spec, fmt.Errorf("line %d: more than one JSON value", n)

@@ -93,7 +93,7 @@ not json
 	wantErr := []string{
 		`hookq: line 2: url scheme "ftp" is not http or https`,
 		`hookq: line 3: not a task object: invalid character 'o' in literal null (expecting 'u')`,
-		`hookq: line 4: not a task object: json: unknown field "colour"`,
+		`hookq: line 4: not a task object: unknown field "colour"`,
 		`hookq: line 5: more than one JSON value`,
 		`hookq: line 6: argument "x": null is not a value (use a string, number or boolean)`,
 		`hookq: invalid task: 5 of 6 tasks are invalid; nothing was added`,
@@ -266,7 +266,7 @@ func TestAdd_FromLines(t *testing.T) {
 		{"ByteOrderMarkLater", "\n\ufeff{}\n", 2, "hookq: line 2: not a task object"},
 		// Output fields pass; others do not.
 		{"UnknownField", `{"url":"http://127.0.0.1:1/","id":"x","colour":"red"}`, 2,
-			`hookq: line 1: not a task object: json: unknown field "colour"`},
+			`hookq: line 1: not a task object: unknown field "colour"`},
 		// A password that output hid cannot be added as xxxxx.
 		{"HiddenPassword", `{"url":"http://xxxxx@127.0.0.1:1/"}`, 2,
 			"hookq: line 1: the url's userinfo reads xxxxx, as hookq shows a hidden password: " +

@@ -1,17 +1,23 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/hookq/hookq/storage"
+	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
 )
 
 // newBackupCmd returns "hookq backup".
@@ -60,7 +66,7 @@ when the copy was taken run again.`,
 			if err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}
-			if err := verifyCopy(tmp.Name()); err != nil {
+			if err := verifyCopy(cmd.Context(), tmp.Name()); err != nil {
 				return fmt.Errorf("backup: the copy is not sound, so %s was not written: %w", dst, err)
 			}
 			if err := os.Rename(tmp.Name(), dst); err != nil {
@@ -127,15 +133,26 @@ func lockHeld(path string) (bool, error) {
 	return false, syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 }
 
-// verifyCopy opens the store file at path read-only and checks it.
-func verifyCopy(path string) error {
-	s, err := storage.Open(path, &storage.Options{ReadOnly: true})
+// verifyCopy checks the store file at path with "hookq check", in a child
+// process: bbolt's page check of a file opened read-only first walks every
+// page from a goroutine of its own, and a damaged page there would crash
+// this process and leave the temporary copy behind.
+func verifyCopy(ctx context.Context, path string) error {
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	if problems := s.Check(); len(problems) > 0 {
-		return fmt.Errorf("%d problems, the first: %w", len(problems), problems[0])
+	cmd := exec.CommandContext(ctx, self, "check", "--json", path)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var rep httpapi.CheckReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "hookq: ")
+		return fmt.Errorf("check the copy: %s", cmp.Or(msg, fmt.Sprint(runErr)))
+	}
+	if !rep.OK {
+		return fmt.Errorf("%s, the first: %s", plural(len(rep.Problems), "problem"), rep.Problems[0])
 	}
 	return nil
 }

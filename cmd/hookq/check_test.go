@@ -173,14 +173,20 @@ func TestCLI_DamagedLeafPage(t *testing.T) {
 	}
 	f.Close()
 
+	out := t.TempDir()
 	for _, args := range [][]string{{"ls", "--url", "nomatch"}, {"add", "http://127.0.0.1:9/y"},
-		{"purge", "--older-than", "0s"}, {"check"}, {"serve", "--listen", "127.0.0.1:0"}} {
+		{"purge", "--older-than", "0s"}, {"check"}, {"serve", "--listen", "127.0.0.1:0"},
+		{"backup", filepath.Join(out, "copy.db")}, {"compact"}} {
 		r := hookq(t, dir, args...)
 		out := r.stdout + r.stderr
 		if r.code != 1 || !(strings.Contains(out, "damaged") || strings.Contains(out, "problem")) ||
 			strings.Contains(out, "goroutine") {
 			t.Errorf("%s on a damaged page: exit %d\n%s", args[0], r.code, out)
 		}
+	}
+	// The backup that found the damage left no copy, nor a temporary file.
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("backup of a damaged store left %d files behind", len(entries))
 	}
 }
 

@@ -56,6 +56,11 @@ func (a *app) compact(cmd *cobra.Command, keepBackup bool) error {
 		return fmt.Errorf("a server is running on %s: compact works offline only; "+
 			"stop \"hookq serve\" and run it again", a.dataDir())
 	}
+	// Compaction opens the store for writing, which walks every page: a
+	// damaged one would crash this process (see probeStore).
+	if err := a.probeStore(cmd.Context()); err != nil {
+		return err
+	}
 	opts := &queue.CompactOptions{LockTimeout: writeLockTimeout}
 	if keepBackup {
 		opts.Backup = path + backupSuffix

@@ -85,7 +85,7 @@ func decodeSpecs(body io.Reader) ([]queue.Spec, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("decode tasks: empty body")
 		}
-		return nil, fmt.Errorf("decode tasks: %w", err)
+		return nil, fmt.Errorf("decode tasks: %w", DecodeError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var tooLarge *http.MaxBytesError

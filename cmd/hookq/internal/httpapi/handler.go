@@ -262,7 +262,7 @@ func decodeSpec(body io.Reader) (queue.Spec, error) {
 		if errors.Is(err, io.EOF) {
 			return spec, errors.New("decode task: empty body")
 		}
-		return spec, fmt.Errorf("decode task: %w", err)
+		return spec, fmt.Errorf("decode task: %w", DecodeError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var tooLarge *http.MaxBytesError
