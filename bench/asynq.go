@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -102,6 +103,32 @@ func (a *asynqSystem) servers() []int {
 }
 
 func (a *asynqSystem) dirs() []string { return []string{a.dir} }
+
+// size rewrites Redis's append-only file, so that it holds the data set
+// rather than its history, and returns its size; 0 without one.
+func (a *asynqSystem) size(ctx context.Context) (int64, error) {
+	if a.fsync() == "no" {
+		return 0, nil
+	}
+	if err := a.rdb.Do(ctx, "BGREWRITEAOF").Err(); err != nil {
+		return 0, fmt.Errorf("rewrite AOF: %w", err)
+	}
+	err := waitReady(ctx, time.Minute, func() error {
+		info, err := a.rdb.Info(ctx, "persistence").Result()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(info, "aof_rewrite_in_progress:0") &&
+			strings.Contains(info, "aof_rewrite_scheduled:0") {
+			return nil
+		}
+		return fmt.Errorf("AOF rewrite in progress")
+	})
+	if err != nil {
+		return 0, err
+	}
+	return diskBytes([]string{filepath.Join(a.dir, "appendonlydir")}), nil
+}
 
 func (a *asynqSystem) reset(ctx context.Context, workers bool) error {
 	a.stopServer()

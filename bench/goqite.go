@@ -92,9 +92,14 @@ func (g *goqiteSystem) stopJobs() {
 
 func (g *goqiteSystem) dirs() []string { return []string{g.dir} }
 
+func (g *goqiteSystem) size(ctx context.Context) (int64, error) {
+	return sqliteSize(ctx, g.db, g.dir)
+}
+
 func (g *goqiteSystem) reset(ctx context.Context, workers bool) error {
 	g.stopJobs()
-	if _, err := g.db.ExecContext(ctx, "delete from goqite; delete from results"); err != nil {
+	// VACUUM gives the pages back, so that the next run's growth shows.
+	if _, err := g.db.ExecContext(ctx, "delete from goqite; delete from results; vacuum"); err != nil {
 		return fmt.Errorf("empty goqite: %w", err)
 	}
 	g.stored.Store(0)

@@ -198,7 +198,13 @@ func orchestrate(c *config) error {
 			if name == "hookq" && n == largest {
 				profile = c.cpuProfile
 			}
-			res := runSystem(ctx, c, name, n, recv, filepath.Join(root, fmt.Sprintf("%s-%d", name, n)), profile)
+			// Idle latency does not depend on the count: it runs once.
+			latTasks := c.latTasks
+			if n != c.ns[0] {
+				latTasks = 0
+			}
+			res := runSystem(ctx, c, name, n, latTasks, recv,
+				filepath.Join(root, fmt.Sprintf("%s-%d", name, n)), profile)
 			run.Results = append(run.Results, res)
 		}
 	}
@@ -214,13 +220,34 @@ func orchestrate(c *config) error {
 			return fmt.Errorf("write %s: %w", c.jsonOut, err)
 		}
 	}
+	if c.smoke {
+		return smokeVerdict(run)
+	}
+	return nil
+}
+
+// smokeVerdict prints how many systems ran every phase without an error
+// and fails if one did not. It checks that everything runs, not how fast.
+func smokeVerdict(run *Run) error {
+	passed, failed := 0, 0
+	for _, r := range run.Results {
+		if r.Error == "" && len(r.PhaseErrors) == 0 && r.EndToEnd != nil {
+			passed++
+		} else {
+			failed++
+		}
+	}
+	fmt.Printf("smoke: %d passed, %d failed\n", passed, failed)
+	if failed > 0 {
+		return fmt.Errorf("%d of %d systems failed", failed, passed+failed)
+	}
 	return nil
 }
 
 // runSystem runs one system at one count in a child process and returns
 // what it measured; a child that fails yields a result saying so.
-func runSystem(ctx context.Context, c *config, name string, n int, recv *receiverProc,
-	dir, profile string) *Result {
+func runSystem(ctx context.Context, c *config, name string, n, latTasks int,
+	recv *receiverProc, dir, profile string) *Result {
 	progress("== %s, %d tasks", name, n)
 	fail := func(err error) *Result {
 		return &Result{System: name, N: n, Error: err.Error()}
@@ -236,7 +263,7 @@ func runSystem(ctx context.Context, c *config, name string, n int, recv *receive
 		"-receiver-addr", recv.addr, "-receiver-pid", strconv.Itoa(recv.cmd.Process.Pid),
 		"-hookq-bin", c.hookqBin, "-redis-fsync", c.redisFsync, "-sqlite-sync", c.sqliteSync,
 		"-phase-timeout", c.budget.String(), "-latency-time", c.latBudget.String(),
-		"-latency-tasks", strconv.Itoa(c.latTasks), "-cpuprofile", profile}
+		"-latency-tasks", strconv.Itoa(latTasks), "-cpuprofile", profile}
 	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -161,7 +161,7 @@ func measure(ctx context.Context, name string, s system, e *env, p phases) *Resu
 	}
 
 	// Idle latency last: it resets the system to its default settings.
-	if l, ok := s.(latencer); ok {
+	if l, ok := s.(latencer); ok && p.latencyTasks > 0 {
 		progress("%s: idle latency", name)
 		ctx, cancel := context.WithTimeout(ctx, p.latBudget+p.budget)
 		d, err := l.latency(ctx, p.latencyTasks, p.latBudget)
@@ -263,7 +263,11 @@ func (r *Result) endToEnd(ctx context.Context, s system, run runner, p phases, r
 		}
 	}
 	stopSampling, serverPeak := samplePSS(servers)
-	disk0 := diskBytes(dirs)
+	disk0, err := storedBytes(ctx, s, dirs)
+	if err != nil {
+		r.fail("end_to_end", fmt.Errorf("size before: %w", err))
+		return
+	}
 	recv0, _ := procCPU(p.receiverPID)
 	cpu0 := selfCPU() + treeCPU(servers)
 	if p.cpuProfile != "" {
@@ -279,7 +283,7 @@ func (r *Result) endToEnd(ctx context.Context, s system, run runner, p phases, r
 	ctx, cancel := context.WithTimeout(ctx, p.budget)
 	defer cancel()
 	start := time.Now()
-	err := run.run(ctx, p.n)
+	err = run.run(ctx, p.n)
 	el := time.Since(start)
 	cpu := selfCPU() + treeCPU(servers) - cpu0
 	recv1, _ := procCPU(p.receiverPID)
@@ -299,9 +303,21 @@ func (r *Result) endToEnd(ctx context.Context, s system, run runner, p phases, r
 	r.ReceiverCPUPerTaskUS = float64((recv1 - recv0).Microseconds()) / n
 	r.AppRSSMB = float64(statusKB(os.Getpid(), "VmHWM")) / 1024
 	r.ServerRSSMB = float64(serverPeak()) / 1024
-	if len(dirs) > 0 {
-		r.DiskPerTask = float64(diskBytes(dirs)-disk0) / n
+	disk1, err := storedBytes(ctx, s, dirs)
+	if err != nil {
+		r.fail("end_to_end", fmt.Errorf("size after: %w", err))
+		return
 	}
+	r.DiskPerTask = float64(disk1-disk0) / n
+}
+
+// storedBytes returns the bytes s keeps on disk: its own figure if it has
+// one, else the blocks allocated under dirs.
+func storedBytes(ctx context.Context, s system, dirs []string) (int64, error) {
+	if sz, ok := s.(sizer); ok {
+		return sz.size(ctx)
+	}
+	return diskBytes(dirs), nil
 }
 
 // samplePSS returns a function that stops sampling and one that returns

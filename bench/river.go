@@ -271,7 +271,14 @@ func (r *riverPG) servers() []int {
 	return []int{r.pg.pid()}
 }
 
-func (r *riverPG) dirs() []string { return []string{r.dir} }
+// size returns the bytes of the job table with its indexes and TOAST:
+// Postgres's data directory also holds the write-ahead log, which it
+// recycles, so its growth over a run says little.
+func (r *riverPG) size(ctx context.Context) (int64, error) {
+	var n int64
+	err := r.pool.QueryRow(ctx, "SELECT pg_total_relation_size('river_job')").Scan(&n)
+	return n, err
+}
 
 // riverSQLite is River on SQLite (modernc.org/sqlite, pure Go) in the
 // bench process, through one connection as the driver advises.
@@ -305,7 +312,8 @@ func (r *riverSQLite) start(ctx context.Context, e *env) error {
 	db.SetMaxOpenConns(1)
 	r.db = db
 	r.empty = func(ctx context.Context) error {
-		_, err := db.ExecContext(ctx, "DELETE FROM river_job")
+		// VACUUM gives the pages back, so that the next run's growth shows.
+		_, err := db.ExecContext(ctx, "DELETE FROM river_job; VACUUM")
 		return err
 	}
 	return r.open(ctx, e, riversqlite.New(db))
@@ -322,6 +330,19 @@ func (r *riverSQLite) stop() error {
 }
 
 func (r *riverSQLite) dirs() []string { return []string{r.dir} }
+
+func (r *riverSQLite) size(ctx context.Context) (int64, error) {
+	return sqliteSize(ctx, r.db, r.dir)
+}
+
+// sqliteSize moves the write-ahead log into the database file and returns
+// the bytes under dir.
+func sqliteSize(ctx context.Context, db *sql.DB, dir string) (int64, error) {
+	if _, err := db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	return diskBytes([]string{dir}), nil
+}
 
 // openSQLite opens a SQLite database in WAL mode with the given
 // synchronous setting.

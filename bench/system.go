@@ -40,6 +40,14 @@ type storer interface {
 	dirs() []string
 }
 
+// sizer reports the bytes a system's stored data takes on disk, where the
+// blocks of its directories would mislead: a database that keeps a write-
+// ahead log it recycles, or an append-only file that rewrites itself.
+// Zero means nothing is on disk.
+type sizer interface {
+	size(ctx context.Context) (int64, error)
+}
+
 // enqueuer stores task i durably, with no workers running.
 type enqueuer interface {
 	enqueue(ctx context.Context, i int) error
