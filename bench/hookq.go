@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -148,6 +149,9 @@ func (h *hookqEmbedded) probe(ctx context.Context) (*Pending, error) {
 	if err := h.stop(); err != nil {
 		return nil, err
 	}
+	// Give back the producers' garbage, so that the resident set after
+	// the reopen is the queue's.
+	debug.FreeOSMemory()
 	start := time.Now()
 	q, err := queue.Open(h.path, &queue.Options{DisableWorkers: true})
 	if err != nil {
@@ -169,7 +173,9 @@ func (h *hookqEmbedded) probe(ctx context.Context) (*Pending, error) {
 	}
 	list := time.Since(start)
 	return &Pending{Tasks: int(st.Total), ReopenMs: ms(reopen), StatsMs: ms(stats),
-		ListMs: ms(list), RSSMB: float64(statusKB(os.Getpid(), "VmRSS")) / 1024}, nil
+		ListMs: ms(list), RSSMB: float64(statusKB(os.Getpid(), "VmRSS")) / 1024,
+		AnonMB: float64(statusKB(os.Getpid(), "RssAnon")) / 1024,
+		FileMB: float64(statusKB(os.Getpid(), "RssFile")) / 1024}, nil
 }
 
 // ms returns d in milliseconds.

@@ -73,7 +73,11 @@ type Pending struct {
 	ReopenMs float64 `json:"reopen_ms"`
 	StatsMs  float64 `json:"stats_ms"`
 	ListMs   float64 `json:"list_first_page_ms"`
-	RSSMB    float64 `json:"rss_mb"`
+	// RSSMB is the resident set after those reads: AnonMB of the
+	// process's own memory and FileMB of the store's pages mapped in.
+	RSSMB  float64 `json:"rss_mb"`
+	AnonMB float64 `json:"rss_anon_mb"`
+	FileMB float64 `json:"rss_file_mb"`
 }
 
 // Producers is the number of concurrent producers of the concurrent

@@ -119,13 +119,13 @@ func printTable(w io.Writer, run *Run) {
 		}
 		if first {
 			fmt.Fprintln(w, "\n| hookq, store of pending tasks | reopen ms | stats ms | "+
-				"first page of ls ms | RSS MB after |")
+				"first page of ls ms | RSS MB after: anon + file |")
 			fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
 			first = false
 		}
 		p := r.Pending
-		fmt.Fprintf(w, "| %d pending | %.1f | %.2f | %.2f | %.0f |\n",
-			p.Tasks, p.ReopenMs, p.StatsMs, p.ListMs, p.RSSMB)
+		fmt.Fprintf(w, "| %d pending | %.1f | %.2f | %.2f | %.0f + %.0f |\n",
+			p.Tasks, p.ReopenMs, p.StatsMs, p.ListMs, p.AnonMB, p.FileMB)
 	}
 	if len(notes) > 0 {
 		fmt.Fprintln(w, "\nErrors:")
