@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -221,14 +222,14 @@ func orchestrate(c *config) error {
 		}
 	}
 	if c.smoke {
-		return smokeVerdict(run)
+		return smokeVerdict(os.Stdout, run)
 	}
 	return nil
 }
 
 // smokeVerdict prints how many systems ran every phase without an error
 // and fails if one did not. It checks that everything runs, not how fast.
-func smokeVerdict(run *Run) error {
+func smokeVerdict(w io.Writer, run *Run) error {
 	passed, failed := 0, 0
 	for _, r := range run.Results {
 		if r.Error == "" && len(r.PhaseErrors) == 0 && r.EndToEnd != nil {
@@ -237,7 +238,7 @@ func smokeVerdict(run *Run) error {
 			failed++
 		}
 	}
-	fmt.Printf("smoke: %d passed, %d failed\n", passed, failed)
+	fmt.Fprintf(w, "smoke: %d passed, %d failed\n", passed, failed)
 	if failed > 0 {
 		return fmt.Errorf("%d of %d systems failed", failed, passed+failed)
 	}

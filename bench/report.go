@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -128,6 +129,7 @@ func printTable(w io.Writer, run *Run) {
 			p.Tasks, p.ReopenMs, p.StatsMs, p.ListMs, p.AnonMB, p.FileMB)
 	}
 	if len(notes) > 0 {
+		slices.Sort(notes)
 		fmt.Fprintln(w, "\nErrors:")
 		for _, n := range notes {
 			fmt.Fprintln(w, "- "+n)
