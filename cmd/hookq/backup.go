@@ -1,23 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/hookq/hookq/cmd/hookq/internal/httpapi"
 )
 
 // newBackupCmd returns "hookq backup".
@@ -133,23 +126,14 @@ func lockHeld(path string) (bool, error) {
 	return false, syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 }
 
-// verifyCopy checks the store file at path with "hookq check", in a child
-// process: bbolt's page check of a file opened read-only first walks every
-// page from a goroutine of its own, and a damaged page there would crash
-// this process and leave the temporary copy behind.
+// verifyCopy checks the store file at path as "hookq check FILE" does, in
+// a child process: bbolt's page check of a file opened read-only first
+// walks every page from a goroutine of its own, and a damaged page there
+// would crash this process and leave the temporary copy behind.
 func verifyCopy(ctx context.Context, path string) error {
-	self, err := os.Executable()
+	rep, err := (&app{storeFile: path}).checkInChild(ctx)
 	if err != nil {
 		return err
-	}
-	cmd := exec.CommandContext(ctx, self, "check", "--json", path)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	var rep httpapi.CheckReport
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "hookq: ")
-		return fmt.Errorf("check the copy: %s", cmp.Or(msg, fmt.Sprint(runErr)))
 	}
 	if !rep.OK {
 		return fmt.Errorf("%s, the first: %s", plural(len(rep.Problems), "problem"), rep.Problems[0])
