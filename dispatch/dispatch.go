@@ -187,7 +187,7 @@ func New(opts Options) (*Dispatcher, error) {
 	if opts.TLSConfig != nil {
 		tlsConfig = opts.TLSConfig.Clone()
 	}
-	var transport http.RoundTripper = &http.Transport{
+	std := &http.Transport{
 		// No proxy: a proxy would dial on our behalf, past the guard.
 		Proxy:                  nil,
 		DialContext:            d.dial,
@@ -202,6 +202,10 @@ func New(opts Options) (*Dispatcher, error) {
 		// We ask for gzip and decode it ourselves, under the body limit,
 		// whoever chose the encoding.
 		DisableCompression: true,
+	}
+	var transport http.RoundTripper = &splitTransport{
+		h1:  newH1Transport(d.dial, max(opts.MaxConnsPerHost, 0), idlePerHost),
+		std: std,
 	}
 	if opts.Transport != nil {
 		transport = opts.Transport

@@ -62,6 +62,22 @@
 // turn them into a GET, so it fails the task instead. No hop may go from
 // https to http.
 //
+// # Connections
+//
+// Connections are kept alive and pooled per host:port, up to
+// Options.MaxConnsPerHost each. Plain http goes through the dispatcher's
+// own HTTP/1.1 client: an attempt takes a pooled connection, writes its
+// request and reads the reply on its own goroutine, with no hand-over
+// between goroutines, and puts the connection back once the reply was read
+// to its end. A pooled connection is checked, without waiting, for a close
+// by the server before it is reused; if the close comes only as the
+// request is sent, a GET, HEAD, OPTIONS or TRACE (or any request of which
+// nothing was written) is sent once more on a new connection, as net/http
+// does. Any other request fails the attempt, which is retried. A reply
+// with Connection: close, or whose body was not read to its end, closes
+// its connection; a connection idle for 90 s is closed. https goes through
+// net/http's Transport, which brings TLS and HTTP/2.
+//
 // # Guard
 //
 // The dispatcher resolves host names itself and checks every address with

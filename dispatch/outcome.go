@@ -61,19 +61,27 @@ func (a attempt) failure(err error, stage string) Outcome {
 	var redirect *redirectError
 	var netErr net.Error
 	switch {
-	case a.parent.Err() != nil:
+	case a.parent.Err() != nil || pastDeadline(a.parent):
 		return retry(KindTransport, fmt.Sprintf("attempt cancelled%s: %v",
 			stage, context.Cause(a.parent)))
 	case errors.Is(err, ErrRefused):
 		return Outcome{Verdict: Failed, Err: &Error{Kind: KindRefused, Message: errorText(err)}}
 	case errors.As(err, &redirect):
 		return Outcome{Verdict: Failed, Err: &Error{Kind: KindTransport, Message: redirect.msg}}
-	case a.ctx.Err() != nil:
+	case a.ctx.Err() != nil || pastDeadline(a.ctx):
 		return retry(KindTimeout, fmt.Sprintf("attempt timed out after %s%s", a.timeout, stage))
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return retry(KindTimeout, errorText(err))
 	}
 	return retry(KindTransport, errorText(err))
+}
+
+// pastDeadline reports whether ctx's deadline has passed. A connection's
+// I/O deadline, set to the context's, may fire a moment before the
+// context's own timer does.
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // retry is a Retry outcome with an error of the given kind.

@@ -1,0 +1,344 @@
+package dispatch
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// connServer is a loopback test server that counts the connections it
+// accepted, those open now and the most open at once.
+type connServer struct {
+	*httptest.Server
+	accepted atomic.Int64
+	open     atomic.Int64
+	peak     atomic.Int64
+}
+
+func newConnServer(t *testing.T, reply http.HandlerFunc) *connServer {
+	t.Helper()
+	s := &connServer{}
+	s.Server = httptest.NewUnstartedServer(reply)
+	s.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		switch state {
+		case http.StateNew:
+			s.accepted.Add(1)
+			n := s.open.Add(1)
+			for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+			}
+		case http.StateClosed, http.StateHijacked:
+			s.open.Add(-1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// eventually polls cond for up to 5 s, for effects the server sees after
+// the client has moved on (a closed connection).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 5s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestH1_ReusesConnections(t *testing.T) {
+	t.Parallel()
+	srv := newConnServer(t, success)
+	d, _ := newTestDispatcher(t, Options{})
+	for i := range 20 {
+		method := []string{"GET", "POST", "HEAD", "PUT"}[i%4]
+		out := d.Do(t.Context(), &Request{URL: srv.URL, Method: method,
+			Args: map[string][]string{"i": {"1"}}})
+		if method == "HEAD" {
+			wantOutcome(t, out, Failed, KindInvalidResponse) // no body to read
+			continue
+		}
+		wantOutcome(t, out, Succeeded, "")
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Errorf("20 attempts one after the other opened %d connections; want 1", n)
+	}
+}
+
+func TestH1_MaxConnsPerHost(t *testing.T) {
+	t.Parallel()
+	var inFlight, peak atomic.Int64
+	srv := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(10 * time.Millisecond)
+		inFlight.Add(-1)
+		success(w, r)
+	})
+	d, _ := newTestDispatcher(t, Options{MaxConnsPerHost: 3})
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+		})
+	}
+	wg.Wait()
+	if p := srv.peak.Load(); p > 3 {
+		t.Errorf("%d connections open at once; want at most 3", p)
+	}
+	if p := peak.Load(); p != 3 {
+		t.Errorf("%d requests in flight at most; want 3", p)
+	}
+}
+
+// TestH1_WaiterGivesUp: an attempt that waits for a connection over the cap
+// ends at its deadline, and the slot it waited for is not lost.
+func TestH1_WaiterGivesUp(t *testing.T) {
+	t.Parallel()
+	unblock := make(chan struct{})
+	srv := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-unblock
+		}
+		success(w, r)
+	})
+	d, _ := newTestDispatcher(t, Options{MaxConnsPerHost: 1})
+	slow := make(chan Outcome)
+	go func() { slow <- d.Do(t.Context(), &Request{URL: srv.URL + "/slow"}) }()
+	eventually(t, "slow request started", func() bool { return srv.open.Load() == 1 })
+
+	out := d.Do(t.Context(), &Request{URL: srv.URL, Timeout: 50 * time.Millisecond})
+	wantOutcome(t, out, Retry, KindTimeout)
+	close(unblock)
+	wantOutcome(t, <-slow, Succeeded, "")
+	for range 3 {
+		wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL, Timeout: time.Second}), Succeeded, "")
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Errorf("opened %d connections; want 1", n)
+	}
+}
+
+// oneShotServer answers one request per connection, then closes it
+// without saying so (no Connection: close), as a server whose keep-alive
+// timeout is very short does.
+func oneShotServer(t *testing.T, served *atomic.Int64) string {
+	return rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		served.Add(1)
+		body := `{"status":"success","retval":1}`
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 31\r\n\r\n"+body)
+	})
+}
+
+// TestH1_ServerClosedIdleConnection: a connection the server closed while
+// it was idle is not used again, whatever the method.
+func TestH1_ServerClosedIdleConnection(t *testing.T) {
+	t.Parallel()
+	var served atomic.Int64
+	base := oneShotServer(t, &served)
+	d, log := newTestDispatcher(t, Options{})
+	for i, method := range []string{"GET", "POST", "POST", "GET", "PUT"} {
+		out := d.Do(t.Context(), &Request{URL: base + "/hook", Method: method,
+			Args: map[string][]string{"x": {"1"}}})
+		wantOutcome(t, out, Succeeded, "")
+		if got := served.Load(); got != int64(i+1) {
+			t.Fatalf("after %d attempts the server answered %d", i+1, got)
+		}
+		time.Sleep(20 * time.Millisecond) // the close reaches the client
+	}
+	if n := len(log.all()); n != 5 {
+		t.Errorf("dialled %d times; want 5 (one per attempt)", n)
+	}
+}
+
+// TestH1_StaleConnectionRace: when the close comes only as the request is
+// sent, an idempotent request is sent again on a new connection.
+func TestH1_StaleConnectionRace(t *testing.T) {
+	t.Parallel()
+	var served atomic.Int64
+	base := oneShotServer(t, &served)
+	d, _ := newTestDispatcher(t, Options{})
+	tr := d.client.Transport.(*splitTransport).h1
+
+	// The first attempt leaves an idle connection that the server closes.
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: base}), Succeeded, "")
+	eventually(t, "server closed", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for _, h := range tr.hosts {
+			for _, c := range h.idle {
+				return !c.probe.alive()
+			}
+		}
+		return false
+	})
+	// Skip the probe: pretend the close raced it.
+	tr.mu.Lock()
+	for _, h := range tr.hosts {
+		for _, c := range h.idle {
+			c.probe = &prober{}
+		}
+	}
+	tr.mu.Unlock()
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: base}), Succeeded, "")
+	if got := served.Load(); got != 2 {
+		t.Errorf("server answered %d requests; want 2", got)
+	}
+}
+
+func TestH1_ConnectionNotReused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		reply http.HandlerFunc
+	}{{
+		name: "ConnectionClose",
+		reply: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			success(w, r)
+		},
+	}, {
+		name: "BodyNotReadToItsEnd",
+		reply: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, strings.Repeat("x", 64<<10)) // past the drained 8 KiB
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newConnServer(t, tt.reply)
+			d, _ := newTestDispatcher(t, Options{})
+			for range 3 {
+				d.Do(t.Context(), &Request{URL: srv.URL})
+			}
+			if n := srv.accepted.Load(); n != 3 {
+				t.Errorf("3 attempts opened %d connections; want 3", n)
+			}
+			eventually(t, "connections closed", func() bool { return srv.open.Load() == 0 })
+		})
+	}
+}
+
+func TestH1_InformationalReplies(t *testing.T) {
+	t.Parallel()
+	base := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"+
+				"HTTP/1.1 200 OK\r\nContent-Length: 31\r\n\r\n"+`{"status":"success","retval":7}`)
+		}
+	})
+	d, _ := newTestDispatcher(t, Options{})
+	for range 2 {
+		out := d.Do(t.Context(), &Request{URL: base})
+		wantOutcome(t, out, Succeeded, "")
+		if string(out.Result) != "7" {
+			t.Errorf("Result = %s; want 7", out.Result)
+		}
+	}
+
+	endless := rawServer(t, func(c net.Conn) {
+		if readRequest(c) {
+			for {
+				if _, err := io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+					return
+				}
+			}
+		}
+	})
+	out := d.Do(t.Context(), &Request{URL: endless, Timeout: 5 * time.Second})
+	wantOutcome(t, out, Retry, KindTransport)
+	wantMessage(t, out, "informational")
+}
+
+// TestH1_IdleTimeout: a connection idle for the idle timeout is closed.
+func TestH1_IdleTimeout(t *testing.T) {
+	t.Parallel()
+	srv := newConnServer(t, success)
+	d, _ := newTestDispatcher(t, Options{})
+	tr := d.client.Transport.(*splitTransport).h1
+	tr.idleTimeout = 50 * time.Millisecond
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+	eventually(t, "idle connection closed", func() bool { return srv.open.Load() == 0 })
+	tr.mu.Lock()
+	hosts := len(tr.hosts)
+	tr.mu.Unlock()
+	if hosts != 0 {
+		t.Errorf("the pool remembers %d hosts with no connection; want 0", hosts)
+	}
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+}
+
+func TestH1_CloseIdleConnections(t *testing.T) {
+	t.Parallel()
+	srv := newConnServer(t, success)
+	d, _ := newTestDispatcher(t, Options{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "") })
+	}
+	wg.Wait()
+	d.Close()
+	eventually(t, "idle connections closed", func() bool { return srv.open.Load() == 0 })
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+}
+
+// TestH1_CancelDropsConnection: an attempt cancelled while it waits for the
+// reply leaves no connection behind that could deliver its reply to the
+// next attempt.
+func TestH1_CancelDropsConnection(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	srv := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			time.Sleep(200 * time.Millisecond)
+			io.WriteString(w, `{"status":"success","retval":"late"}`)
+			return
+		}
+		io.WriteString(w, `{"status":"success","retval":"second"}`)
+	})
+	d, _ := newTestDispatcher(t, Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	wantOutcome(t, d.Do(ctx, &Request{URL: srv.URL}), Retry, KindTransport)
+	out := d.Do(t.Context(), &Request{URL: srv.URL})
+	wantOutcome(t, out, Succeeded, "")
+	if string(out.Result) != `"second"` {
+		t.Errorf("Result = %s; want \"second\"", out.Result)
+	}
+}
+
+func TestHostPort(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"example.test":      "example.test:80",
+		"example.test:8080": "example.test:8080",
+		"127.0.0.1":         "127.0.0.1:80",
+		"[::1]":             "[::1]:80",
+		"[::1]:81":          "[::1]:81",
+	} {
+		if got := hostPort(in, "80"); got != want {
+			t.Errorf("hostPort(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
