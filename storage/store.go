@@ -178,6 +178,10 @@ func openFile(path string, opts *Options, lockTimeout time.Duration) (s *Store, 
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	// The rebuild of the free list mapped every page into the process.
+	// Failing to give them back costs only memory that the kernel can
+	// reclaim: the store is open all the same.
+	_ = s.releaseMapped()
 	return s, nil
 }
 
@@ -517,9 +521,11 @@ func (s *Store) Backup(w io.Writer) (n int64, err error) {
 // Check verifies the whole file in one read transaction: bbolt's own
 // consistency check of its pages, then hookq's invariants (see Tx.Check).
 // It returns every problem found, or nil. It reads every page, so it takes
-// time in proportion to the file's size.
+// time in proportion to the file's size; the pages it read leave the
+// process's resident set when it returns (see releaseMapped).
 func (s *Store) Check() []error {
 	var problems []error
+	defer func() { _ = s.releaseMapped() }()
 	err := s.db.View(func(btx *bolt.Tx) error {
 		for err := range btx.Check() {
 			problems = append(problems, fmt.Errorf("bbolt: %w", err))
