@@ -104,6 +104,7 @@ func (t *Tx) List(opts ListOptions) ([]*Task, error) {
 
 	var out []*Task
 	for ; k != nil && len(out) < limit; k, v = c.Prev() {
+		t.read++
 		s, err := decodeState(v)
 		if err != nil {
 			return nil, fmt.Errorf("list: task %x: %w", k, err)
@@ -186,6 +187,7 @@ func (t *Tx) Select(opts SelectOptions) (tasks []*Task, next *ID, err error) {
 			return tasks, &last, nil
 		}
 		read++
+		t.read++
 		last = id
 		s, err := decodeState(v)
 		if err != nil {
@@ -330,6 +332,7 @@ func (t *Tx) DeleteFinished(cutoff time.Time, after *ID, max, scan int,
 			break
 		}
 		last = id
+		t.read++
 		s, err := decodeState(v)
 		if err != nil {
 			return 0, nil, false, fmt.Errorf("delete finished: task %s: %w", id, err)

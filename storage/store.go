@@ -113,6 +113,7 @@ type Store struct {
 
 	mu     sync.RWMutex // held to close ops, and to send on it while open
 	closed atomic.Bool  // set under mu; read without it by UpdateTx
+	walked atomic.Int64 // records read by walks since the last releaseMapped
 	ops    chan *op
 	done   chan struct{} // closed when the committer has exited
 }
@@ -178,6 +179,10 @@ func openFile(path string, opts *Options, lockTimeout time.Duration) (s *Store, 
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	// The rebuild of the free list mapped every page into the process.
+	// Failing to give them back costs only memory that the kernel can
+	// reclaim: the store is open all the same.
+	_ = s.releaseMapped()
 	return s, nil
 }
 
@@ -414,6 +419,7 @@ func (s *Store) commitLoop() {
 // with its error and the rest of the batch is run again without it.
 func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
+	read := 0 // records walked by the runs of the batch
 	for len(batch) > 0 {
 		spoiled := -1
 		err := s.update(func(btx *bolt.Tx) error {
@@ -421,6 +427,7 @@ func (s *Store) commit(batch []*op) {
 			if err != nil {
 				return err
 			}
+			defer func() { read += tx.read }()
 			for i, o := range batch {
 				before := tx.writes
 				errs[i] = runOp(o.fn, tx)
@@ -447,6 +454,9 @@ func (s *Store) commit(batch []*op) {
 		} else {
 			failpoint.Hit(failpoint.CommitAfterSync)
 		}
+		// Before the answers, so that an update that walked the store
+		// returns with the pages it read given back.
+		s.noteRead(read)
 		for i, o := range batch {
 			if err != nil {
 				o.done(err)
@@ -517,9 +527,11 @@ func (s *Store) Backup(w io.Writer) (n int64, err error) {
 // Check verifies the whole file in one read transaction: bbolt's own
 // consistency check of its pages, then hookq's invariants (see Tx.Check).
 // It returns every problem found, or nil. It reads every page, so it takes
-// time in proportion to the file's size.
+// time in proportion to the file's size; the pages it read leave the
+// process's resident set when it returns (see releaseMapped).
 func (s *Store) Check() []error {
 	var problems []error
+	defer func() { _ = s.releaseMapped() }()
 	err := s.db.View(func(btx *bolt.Tx) error {
 		for err := range btx.Check() {
 			problems = append(problems, fmt.Errorf("bbolt: %w", err))
@@ -559,13 +571,17 @@ func safeCheck(tx *Tx) (problems []error) {
 // with ErrDamaged instead of crashing the process.
 func (s *Store) View(fn func(*Tx) error) (err error) {
 	defer readGuard(&err, debug.SetPanicOnFault(true))
-	return s.db.View(func(btx *bolt.Tx) error {
+	read := 0
+	err = s.db.View(func(btx *bolt.Tx) error {
 		tx, err := s.newTx(btx)
 		if err != nil {
 			return err
 		}
+		defer func() { read = tx.read }()
 		return fn(tx)
 	})
+	s.noteRead(read)
+	return err
 }
 
 // readGuard turns a panic or a memory fault while bbolt reads the file

@@ -22,6 +22,7 @@ type Tx struct {
 	counts   *bolt.Bucket
 	delta    [Cancelled + 1]int64 // counter changes, written once at commit
 	writes   int                  // write calls so far, to spot a spoiled update
+	read     int                  // records read by walks, see Store.noteRead
 
 	tallyBucket *bolt.Bucket  // per-second tallies; nil in a file from before them
 	tallies     []secondTally // tally changes, written once at commit
