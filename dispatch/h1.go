@@ -462,6 +462,10 @@ func (b *h1Body) Close() error {
 	// cancellation had not fired, the reply was read to its end and
 	// nothing follows it.
 	if b.stop() && b.keep && b.eof && b.c.br.Buffered() == 0 {
+		// Clear the attempt's deadline: the probe of an idle connection
+		// would fail once it passed, and the connection be thrown away
+		// after idling for the attempt's timeout instead of idleTimeout.
+		b.c.conn.SetDeadline(time.Time{})
 		b.t.put(b.c)
 	} else {
 		b.t.drop(b.c)

@@ -342,3 +342,23 @@ func TestHostPort(t *testing.T) {
 		}
 	}
 }
+
+// TestH1_ReuseAfterAttemptDeadline: a connection that idled past the
+// deadline of the attempt it last carried is still reused. The deadline
+// belongs to that attempt; left on the connection, it made the check of
+// the idle connection fail, so every attempt that came later than the
+// previous one's timeout dialled again.
+func TestH1_ReuseAfterAttemptDeadline(t *testing.T) {
+	t.Parallel()
+	srv := newConnServer(t, success)
+	d, _ := newTestDispatcher(t, Options{Timeout: 250 * time.Millisecond})
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(300 * time.Millisecond) // past the last attempt's deadline
+		}
+		wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+	}
+	if n := srv.accepted.Load(); n != 1 {
+		t.Errorf("3 attempts, each after the previous one's deadline, opened %d connections; want 1", n)
+	}
+}
