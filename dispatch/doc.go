@@ -72,8 +72,9 @@
 // to its end. A pooled connection is checked, without waiting, for a close
 // by the server before it is reused; if the close comes only as the
 // request is sent, a GET, HEAD, OPTIONS or TRACE (or any request of which
-// nothing was written) is sent once more on a new connection, as net/http
-// does. Any other request fails the attempt, which is retried. A reply
+// nothing was written) is sent again on another connection, as net/http
+// does, until it reaches the server or fails on a new connection. Any
+// other request fails the attempt, which is retried. A reply
 // with Connection: close, or whose body was not read to its end, closes
 // its connection; a connection idle for 90 s is closed. https goes through
 // net/http's Transport, which brings TLS and HTTP/2.

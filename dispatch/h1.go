@@ -86,13 +86,17 @@ func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Co
 
 // RoundTrip sends req, an http request, and returns the reply with its
 // headers read. A request that fails on a reused connection before any of
-// the reply arrived is sent once more on a new connection if that is safe:
-// nothing of it was written, or its method is idempotent.
+// the reply arrived is sent again on another connection if that is safe:
+// nothing of it was written, or its method is idempotent. As with
+// net/http's Transport, this goes on until it fails on a new connection:
+// a server that closed its idle connections together can leave several
+// dead ones in the pool, each of which the check in get may pass. Every
+// failure drops a connection, and the attempt's deadline bounds the rest.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	key := hostPort(req.URL.Host, "80")
 	sent := req
-	for retried := false; ; retried = true {
+	for {
 		c, err := t.get(ctx, key)
 		if err != nil {
 			closeRequestBody(sent)
@@ -103,7 +107,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Request = req
 			return resp, nil
 		}
-		if retried || !c.reused || !errors.Is(err, errStaleConn) ||
+		if !c.reused || !errors.Is(err, errStaleConn) ||
 			(c.out.n > 0 && !idempotent(req)) {
 			return nil, err
 		}

@@ -362,3 +362,64 @@ func TestH1_ReuseAfterAttemptDeadline(t *testing.T) {
 		t.Errorf("3 attempts, each after the previous one's deadline, opened %d connections; want 1", n)
 	}
 }
+
+// TestH1_StaleConnectionsRace: when several pooled connections were closed
+// by the server and each close races the request sent on it, an idempotent
+// request goes on to another connection until it reaches the server, as
+// with net/http's Transport, rather than failing after one more try. A
+// server that closes its idle connections on a timer leaves many such
+// connections in the pool at once.
+func TestH1_StaleConnectionsRace(t *testing.T) {
+	t.Parallel()
+	// The first n requests are answered together, so that they leave n
+	// idle connections; each connection is closed after its one reply.
+	const n = 3
+	var served atomic.Int64
+	all := make(chan struct{})
+	base := rawServer(t, func(c net.Conn) {
+		if !readRequest(c) {
+			return
+		}
+		if served.Add(1) == n {
+			close(all)
+		}
+		<-all
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 31\r\n\r\n"+
+			`{"status":"success","retval":1}`)
+	})
+	d, _ := newTestDispatcher(t, Options{})
+	tr := d.client.Transport.(*splitTransport).h1
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { wantOutcome(t, d.Do(t.Context(), &Request{URL: base}), Succeeded, "") })
+	}
+	wg.Wait()
+	idle := func() []*h1Conn {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		var all []*h1Conn
+		for _, h := range tr.hosts {
+			all = append(all, h.idle...)
+		}
+		return all
+	}
+	if k := len(idle()); k != n {
+		t.Fatalf("%d idle connections; want %d", k, n)
+	}
+	eventually(t, "server closed", func() bool {
+		for _, c := range idle() {
+			if c.probe.alive() {
+				return false
+			}
+		}
+		return true
+	})
+	// Skip the probes: pretend every close raced the request.
+	for _, c := range idle() {
+		c.probe = &prober{}
+	}
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: base}), Succeeded, "")
+	if got := served.Load(); got != n+1 {
+		t.Errorf("server answered %d requests; want %d", got, n+1)
+	}
+}
