@@ -383,7 +383,17 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	}
 	if err != nil {
 		if c.out.n == 0 {
-			err = fmt.Errorf("%w: %w", errStaleConn, err)
+			return fail("send request", fmt.Errorf("%w: %w", errStaleConn, err))
+		}
+		// A server may answer before it has read the whole request, a
+		// 413 for a body too large, and close: the write fails, but the
+		// reply may be there, and it is the server's verdict. The
+		// connection goes once its body is read.
+		if ctx.Err() == nil && !isTimeout(err) {
+			c.in.n = t.maxHeaderBytes
+			if resp, rerr := c.readHead(req); rerr == nil {
+				return c.reply(resp, stop, false), nil
+			}
 		}
 		return fail("send request", err)
 	}
@@ -397,32 +407,46 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 		}
 		return fail("read reply", err)
 	}
-	var resp *http.Response
+	resp, err := c.readHead(req)
+	if err != nil {
+		return fail("read reply", err)
+	}
+	return c.reply(resp, stop, true), nil
+}
+
+// readHead reads the headers of the final reply to req, skipping
+// informational ones, within the header limit that the caller set on c.in.
+// It lifts the limit for the body.
+func (c *h1Conn) readHead(req *http.Request) (*http.Response, error) {
 	for n := 0; ; n++ {
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			if errors.Is(err, errHeaderLimit) {
-				err = fmt.Errorf("reply headers over %d bytes", t.maxHeaderBytes)
+				err = fmt.Errorf("reply headers over %d bytes", c.t.maxHeaderBytes)
 			}
-			return fail("read reply", err)
+			return nil, err
 		}
 		code := resp.StatusCode
 		if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
-			break
+			c.in.n = noLimit
+			return resp, nil
 		}
 		if n == max1xx {
-			return fail("read reply", fmt.Errorf("more than %d informational replies", max1xx))
+			return nil, fmt.Errorf("more than %d informational replies", max1xx)
 		}
 	}
-	c.in.n = noLimit
+}
 
-	b := &h1Body{t: t, c: c, body: resp.Body, stop: stop,
-		keep: !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols}
+// reply returns resp with its body wrapped to hand c back to the pool
+// when closed, if reuse allows it and the reply does.
+func (c *h1Conn) reply(resp *http.Response, stop func() bool, reuse bool) *http.Response {
+	b := &h1Body{t: c.t, c: c, body: resp.Body, stop: stop,
+		keep: reuse && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols}
 	if resp.Body == http.NoBody {
 		b.eof = true
 	}
 	resp.Body = b
-	return resp, nil
+	return resp
 }
 
 // isTimeout reports whether err is a network timeout.

@@ -423,3 +423,54 @@ func TestH1_StaleConnectionsRace(t *testing.T) {
 		t.Errorf("server answered %d requests; want %d", got, n+1)
 	}
 }
+
+// TestH1_ReplyBeforeBodyRead: a server that answers before it has read the
+// whole request, and closes, is heard: a 413 for a body too large fails the
+// task as net/http's Transport reports it, instead of a write error that
+// would have the task retried, its body sent again each time.
+func TestH1_ReplyBeforeBodyRead(t *testing.T) {
+	t.Parallel()
+	// Larger than what the socket buffers of both ends take in, so that
+	// the write blocks until the server closes.
+	body := []byte(`"` + strings.Repeat("a", 16<<20) + `"`)
+	tests := []struct {
+		name  string
+		serve func(c net.Conn)
+	}{{
+		// Reset: the close comes with the body unread.
+		name: "Close",
+		serve: func(c net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\n"+
+				"Connection: close\r\nContent-Length: 9\r\n\r\ntoo large")
+		},
+	}, {
+		// As net/http's server does: half-close, read on for a while,
+		// then close.
+		name: "CloseWrite",
+		serve: func(c net.Conn) {
+			br := bufio.NewReader(c)
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\n"+
+				"Connection: close\r\nContent-Length: 9\r\n\r\ntoo large")
+			c.(*net.TCPConn).CloseWrite()
+			io.CopyN(io.Discard, br, 256<<10)
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base := rawServer(t, tt.serve)
+			d, _ := newTestDispatcher(t, Options{})
+			out := d.Do(t.Context(), &Request{URL: base, Method: "POST", JSON: body})
+			wantOutcome(t, out, Failed, KindHTTP)
+			if out.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Errorf("StatusCode = %d; want 413", out.StatusCode)
+			}
+		})
+	}
+}
