@@ -205,6 +205,14 @@ func (t *h1Transport) get(ctx context.Context, key string) (*h1Conn, error) {
 			if c == nil {
 				return t.connect(ctx, h) // a slot was handed over
 			}
+			// Handed over as soon as its last reply was read: look, as
+			// for an idle one, for what the server sent after that reply
+			// or its close, which may sit in the socket past what was
+			// read. The next request must not take it for its reply.
+			if !c.probe.alive() {
+				t.drop(c)
+				continue
+			}
 			return c, nil
 		case <-ctx.Done():
 			t.mu.Lock()

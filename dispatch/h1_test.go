@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -472,5 +473,69 @@ func TestH1_ReplyBeforeBodyRead(t *testing.T) {
 				t.Errorf("StatusCode = %d; want 413", out.StatusCode)
 			}
 		})
+	}
+}
+
+// TestH1_LeftoverBytesHandedOver: bytes a server sent after the end of its
+// reply (a body on a HEAD reply, a Content-Length too short) that are in
+// the socket, though not yet in the read buffer, are never read as the
+// reply of the attempt the connection is handed to next. Here the reply
+// fills the read buffer to the byte, so the leftover stays in the socket,
+// and an attempt waits for the one connection allowed.
+func TestH1_LeftoverBytesHandedOver(t *testing.T) {
+	t.Parallel()
+	first := `{"status":"success","retval":"first"}`
+	head := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(first)) + "\r\nX-Pad: "
+	pad := 4<<10 - len(head) - len("\r\n\r\n") - len(first)
+	reply := head + strings.Repeat("p", pad) + "\r\n\r\n" + first
+	if len(reply) != 4<<10 {
+		t.Fatalf("reply is %d bytes; want %d, the read buffer's size", len(reply), 4<<10)
+	}
+	leftover := "HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n" + `{"status":"success","retval":"junk"}`
+	second := `{"status":"success","retval":"second"}`
+
+	requests := make(chan struct{}, 2)
+	answer := make(chan struct{})
+	var n atomic.Int64
+	base := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			requests <- struct{}{}
+			if n.Add(1) == 1 {
+				<-answer
+				io.WriteString(c, reply+leftover)
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(second))+"\r\n\r\n"+second)
+		}
+	})
+	d, _ := newTestDispatcher(t, Options{MaxConnsPerHost: 1})
+	tr := d.client.Transport.(*splitTransport).h1
+	outs := make(chan Outcome, 2)
+	go func() { outs <- d.Do(t.Context(), &Request{URL: base}) }()
+	<-requests
+	go func() { outs <- d.Do(t.Context(), &Request{URL: base}) }()
+	eventually(t, "second attempt waiting", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for _, h := range tr.hosts {
+			return len(h.waiters) == 1
+		}
+		return false
+	})
+	close(answer)
+	results := map[string]bool{}
+	for range 2 {
+		out := <-outs
+		wantOutcome(t, out, Succeeded, "")
+		results[string(out.Result)] = true
+	}
+	if !results[`"first"`] || !results[`"second"`] {
+		t.Errorf("results %v; want \"first\" and \"second\"", results)
 	}
 }
