@@ -429,7 +429,9 @@ func (c *h1Conn) readHead(req *http.Request) (*http.Response, error) {
 	for n := 0; ; n++ {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
-			if errors.Is(err, errHeaderLimit) {
+			// The limit may also cut a line short, which then reads
+			// as a malformed one: blame the limit.
+			if errors.Is(err, errHeaderLimit) || c.in.n <= 0 {
 				err = fmt.Errorf("reply headers over %d bytes", c.t.maxHeaderBytes)
 			}
 			return nil, err

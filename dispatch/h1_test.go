@@ -539,3 +539,49 @@ func TestH1_LeftoverBytesHandedOver(t *testing.T) {
 		t.Errorf("results %v; want \"first\" and \"second\"", results)
 	}
 }
+
+// TestH1_HeaderLimit: reply headers of exactly maxHeaderBytes are read;
+// one byte more fails the attempt with a message that says so, wherever
+// the limit falls, even between the CR and LF of the blank line.
+func TestH1_HeaderLimit(t *testing.T) {
+	t.Parallel()
+	body := `{"status":"success","retval":1}`
+	// head returns reply headers of exactly size bytes.
+	head := func(size int) string {
+		start := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
+		var b strings.Builder
+		b.WriteString(start)
+		for rest := size - len(start) - len("\r\n"); rest > 0; {
+			n := min(rest, 1000)
+			if rest-n > 0 && rest-n < 8 {
+				n -= 8 // leave room for one more whole line
+			}
+			b.WriteString("X: " + strings.Repeat("a", n-len("X: \r\n")) + "\r\n")
+			rest -= n
+		}
+		b.WriteString("\r\n")
+		return b.String()
+	}
+	for _, size := range []int{maxHeaderBytes, maxHeaderBytes + 1, maxHeaderBytes + 2, maxHeaderBytes + 1000} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			t.Parallel()
+			reply := head(size)
+			if len(reply) != size {
+				t.Fatalf("headers are %d bytes; want %d", len(reply), size)
+			}
+			base := rawServer(t, func(c net.Conn) {
+				if readRequest(c) {
+					io.WriteString(c, reply+body)
+				}
+			})
+			d, _ := newTestDispatcher(t, Options{})
+			out := d.Do(t.Context(), &Request{URL: base})
+			if size <= maxHeaderBytes {
+				wantOutcome(t, out, Succeeded, "")
+				return
+			}
+			wantOutcome(t, out, Retry, KindTransport)
+			wantMessage(t, out, "reply headers over 262144 bytes")
+		})
+	}
+}
