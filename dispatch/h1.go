@@ -28,11 +28,17 @@ type h1Transport struct {
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxConns       int           // per host, dialling, in use and idle; 0: no cap
 	maxIdle        int           // idle connections kept per host
+	maxIdleTotal   int           // idle connections kept across hosts
 	idleTimeout    time.Duration // an idle connection is closed after this
 	maxHeaderBytes int64         // the most a reply's headers may take
 
 	mu    sync.Mutex
 	hosts map[string]*h1Host // by host:port
+	// Every idle connection, of every host, oldest first, linked through
+	// h1Conn.older and newer, so that the one idle longest can be closed
+	// when there are maxIdleTotal.
+	oldest, newest *h1Conn
+	idleTotal      int
 }
 
 // h1Host is the pool of one host:port. Guarded by h1Transport.mu.
@@ -56,6 +62,10 @@ type h1Conn struct {
 	probe  *prober
 	idleAt time.Time // when it was put back in the pool
 	reused bool      // it carried a request before this one
+
+	// Neighbours in the transport's list of idle connections, while idle.
+	// Guarded by h1Transport.mu.
+	older, newer *h1Conn
 }
 
 // Connection pool tuning of h1Transport.
@@ -78,6 +88,7 @@ func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Co
 		dial:           dial,
 		maxConns:       maxConns,
 		maxIdle:        maxIdle,
+		maxIdleTotal:   maxIdleConns,
 		idleTimeout:    idleConnTimeout,
 		maxHeaderBytes: maxHeaderBytes,
 		hosts:          make(map[string]*h1Host),
@@ -180,6 +191,7 @@ func (t *h1Transport) get(ctx context.Context, key string) (*h1Conn, error) {
 			c := h.idle[n-1]
 			h.idle[n-1] = nil
 			h.idle = h.idle[:n-1]
+			t.unlinkIdle(c)
 			t.mu.Unlock()
 			// A server may close a connection while it sits in the pool:
 			// look before sending on it (one system call that does not
@@ -281,10 +293,56 @@ func (t *h1Transport) put(c *h1Conn) {
 	}
 	c.idleAt = time.Now()
 	h.idle = append(h.idle, c)
+	t.linkIdle(c)
 	if h.sweeper == nil {
 		h.sweeper = time.AfterFunc(t.idleTimeout, func() { t.sweep(h) })
 	}
+	// Too many idle in all: close the one idle longest, wherever it is.
+	// It is also the oldest idle one of its host.
+	var evicted *h1Conn
+	if t.idleTotal > t.maxIdleTotal {
+		evicted = t.oldest
+		t.unlinkIdle(evicted)
+		eh := evicted.host
+		eh.idle[0] = nil
+		eh.idle = eh.idle[1:]
+		eh.open--
+		t.forget(eh)
+	}
 	t.mu.Unlock()
+	if evicted != nil {
+		evicted.conn.Close()
+	}
+}
+
+// linkIdle adds c, just put in its host's idle pool, to the newest end of
+// the list of idle connections. Callers hold t.mu.
+func (t *h1Transport) linkIdle(c *h1Conn) {
+	c.older, c.newer = t.newest, nil
+	if t.newest != nil {
+		t.newest.newer = c
+	} else {
+		t.oldest = c
+	}
+	t.newest = c
+	t.idleTotal++
+}
+
+// unlinkIdle removes c, just taken from its host's idle pool, from the
+// list of idle connections. Callers hold t.mu.
+func (t *h1Transport) unlinkIdle(c *h1Conn) {
+	if c.older != nil {
+		c.older.newer = c.newer
+	} else {
+		t.oldest = c.newer
+	}
+	if c.newer != nil {
+		c.newer.older = c.older
+	} else {
+		t.newest = c.older
+	}
+	c.older, c.newer = nil, nil
+	t.idleTotal--
 }
 
 // drop closes a connection that cannot carry another request and frees its
@@ -328,6 +386,7 @@ func (t *h1Transport) sweep(h *h1Host) {
 	var stale []*h1Conn
 	for len(h.idle) > 0 && now.Sub(h.idle[0].idleAt) >= t.idleTimeout {
 		stale = append(stale, h.idle[0])
+		t.unlinkIdle(h.idle[0])
 		h.idle[0] = nil
 		h.idle = h.idle[1:]
 		h.open--
@@ -349,6 +408,9 @@ func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	var idle []*h1Conn
 	for _, h := range t.hosts {
+		for _, c := range h.idle {
+			t.unlinkIdle(c)
+		}
 		idle = append(idle, h.idle...)
 		h.open -= len(h.idle)
 		h.idle = nil

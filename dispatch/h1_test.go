@@ -585,3 +585,46 @@ func TestH1_HeaderLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestH1_IdleAcrossHosts: the pool keeps at most maxIdleTotal idle
+// connections across all hosts, as net/http's Transport keeps
+// MaxIdleConns, closing the one idle longest to make room. A queue that
+// calls thousands of hosts would otherwise hold a connection to each for
+// the idle timeout.
+func TestH1_IdleAcrossHosts(t *testing.T) {
+	t.Parallel()
+	const keep, hosts = 3, 5
+	d, _ := newTestDispatcher(t, Options{})
+	tr := d.client.Transport.(*splitTransport).h1
+	tr.maxIdleTotal = keep
+	var srvs []*connServer
+	for range hosts {
+		srv := newConnServer(t, success)
+		srvs = append(srvs, srv)
+		wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+	}
+	// The first ones called are closed; the last ones kept.
+	for i, srv := range srvs {
+		want := int64(0)
+		if i >= hosts-keep {
+			want = 1
+		}
+		eventually(t, "connections closed", func() bool { return srv.open.Load() == want })
+	}
+	tr.mu.Lock()
+	idle := 0
+	for _, h := range tr.hosts {
+		idle += len(h.idle)
+	}
+	known := len(tr.hosts)
+	tr.mu.Unlock()
+	if idle != keep || known != keep {
+		t.Errorf("pool holds %d idle connections to %d hosts; want %d and %d", idle, known, keep, keep)
+	}
+	// A kept one is reused.
+	last := srvs[hosts-1]
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: last.URL}), Succeeded, "")
+	if n := last.accepted.Load(); n != 1 {
+		t.Errorf("the last host accepted %d connections; want 1", n)
+	}
+}
