@@ -113,6 +113,15 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeRequestBody(sent)
 			return nil, err
 		}
+		// An attempt given up before it started, or while it waited for
+		// c, sends nothing: the request could reach the server while the
+		// attempt reports a cancellation. c is as good as it was, and
+		// another attempt may have it as soon as it is back.
+		if ctx.Err() != nil {
+			t.put(c)
+			closeRequestBody(sent)
+			return nil, fmt.Errorf("send request: %w", context.Cause(ctx))
+		}
 		resp, err := c.roundTrip(ctx, sent)
 		if err == nil {
 			resp.Request = req

@@ -628,3 +628,54 @@ func TestH1_IdleAcrossHosts(t *testing.T) {
 		t.Errorf("the last host accepted %d connections; want 1", n)
 	}
 }
+
+// TestH1_CancelledBeforeSend: an attempt whose context is done before it
+// starts sends nothing, even with an idle connection at hand, as with
+// net/http's Transport; that connection stays in the pool. A request sent
+// for an attempt already given up would reach the endpoint while the
+// attempt reports a cancellation, and so be delivered twice.
+func TestH1_CancelledBeforeSend(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	srv := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		success(w, r)
+	})
+	d, _ := newTestDispatcher(t, Options{})
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for range 50 {
+		out := d.Do(ctx, &Request{URL: srv.URL, Method: "POST"})
+		wantOutcome(t, out, Retry, KindTransport)
+		wantMessage(t, out, "cancelled")
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the server got %d requests; want 1, none of the cancelled attempts", n)
+	}
+	wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+	if n := srv.accepted.Load(); n != 1 {
+		t.Errorf("opened %d connections; want 1", n)
+	}
+
+	// Under load, the connection put back goes on at once to another
+	// attempt, which must have it to itself.
+	calls.Store(0)
+	d, _ = newTestDispatcher(t, Options{MaxConnsPerHost: 2})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if g%2 == 0 {
+					wantOutcome(t, d.Do(ctx, &Request{URL: srv.URL}), Retry, KindTransport)
+				} else {
+					wantOutcome(t, d.Do(t.Context(), &Request{URL: srv.URL}), Succeeded, "")
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := calls.Load(); n != 4*50 {
+		t.Errorf("the server got %d requests; want %d, those of the attempts not cancelled", n, 4*50)
+	}
+}
