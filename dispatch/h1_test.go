@@ -3,10 +3,13 @@ package dispatch
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -678,4 +681,151 @@ func TestH1_CancelledBeforeSend(t *testing.T) {
 	if n := calls.Load(); n != 4*50 {
 		t.Errorf("the server got %d requests; want %d, those of the attempts not cancelled", n, 4*50)
 	}
+}
+
+// TestH1_Storm: many attempts at once against a server that closes each
+// idle connection at a random moment, some of them cancelled, with the
+// idle connections closed now and then from our side too. No attempt may
+// succeed unless the server got its request, no POST may reach it twice,
+// no GET may fail but by its cancellation, every other failure is a Retry,
+// and afterwards the pool accounts for exactly the connections open, and
+// MaxConnsPerHost attempts at once all get through.
+func TestH1_Storm(t *testing.T) {
+	t.Parallel()
+	const perHost = 8
+	var mu sync.Mutex
+	seen := map[string]int{} // method and webhook-id: requests received
+	var stable atomic.Bool   // stop closing idle connections
+	base := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			// A new connection gets its request soon: wait long. An idle
+			// one is closed after 0-5ms.
+			idle := time.Duration(rand.Int64N(int64(5 * time.Millisecond)))
+			if n == 0 || stable.Load() {
+				idle = 5 * time.Second
+			}
+			c.SetReadDeadline(time.Now().Add(idle))
+			if _, err := br.Peek(1); err != nil {
+				return
+			}
+			c.SetReadDeadline(time.Time{})
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+			mu.Lock()
+			seen[req.Method+" "+req.Header.Get("Webhook-Id")]++
+			mu.Unlock()
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 31\r\n\r\n"+
+				`{"status":"success","retval":1}`); err != nil {
+				return
+			}
+		}
+	})
+	d, _ := newTestDispatcher(t, Options{MaxConnsPerHost: perHost})
+	tr := d.client.Transport.(*splitTransport).h1
+	var open atomic.Int64 // connections dialled and not closed
+	dial := d.dialAddr
+	d.dialAddr = func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		open.Add(1)
+		return &closeCounter{Conn: c, open: &open}, nil
+	}
+
+	type result struct {
+		method, id string
+		cancelled  bool
+		out        Outcome
+	}
+	results := make(chan result, 32*20)
+	stop := make(chan struct{})
+	var closer sync.WaitGroup
+	closer.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				d.Close()
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 20 {
+				r := result{method: []string{"GET", "POST"}[i%2], id: fmt.Sprintf("%d-%d", g, i)}
+				ctx, cancel := context.WithCancel(t.Context())
+				if rand.IntN(8) == 0 {
+					time.AfterFunc(time.Duration(rand.Int64N(int64(2*time.Millisecond))), cancel)
+				}
+				r.out = d.Do(ctx, &Request{ID: r.id, URL: base, Method: r.method,
+					Args: url.Values{"x": {"1"}}})
+				r.cancelled = ctx.Err() != nil
+				cancel()
+				results <- r
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	closer.Wait()
+	close(results)
+
+	mu.Lock()
+	for r := range results {
+		n := seen[r.method+" "+r.id]
+		switch {
+		case r.out.Verdict == Succeeded && n == 0:
+			t.Errorf("%s %s succeeded; the server never got it", r.method, r.id)
+		case r.method == "POST" && n > 1:
+			t.Errorf("POST %s reached the server %d times", r.id, n)
+		case r.out.Verdict == Failed:
+			t.Errorf("%s %s failed for good: %v", r.method, r.id, r.out.Err)
+		case r.out.Verdict == Retry && r.method == "GET" && !r.cancelled:
+			t.Errorf("GET %s: %v", r.id, r.out.Err)
+		}
+	}
+	mu.Unlock()
+
+	tr.mu.Lock()
+	inPool := 0
+	for _, h := range tr.hosts {
+		inPool += h.open
+		if len(h.waiters) > 0 {
+			t.Errorf("%d attempts still waiting", len(h.waiters))
+		}
+	}
+	tr.mu.Unlock()
+	if n := open.Load(); int64(inPool) != n {
+		t.Errorf("the pool counts %d connections; %d are open", inPool, n)
+	}
+
+	stable.Store(true)
+	for range perHost {
+		wg.Go(func() {
+			wantOutcome(t, d.Do(t.Context(), &Request{URL: base, Timeout: 5 * time.Second}), Succeeded, "")
+		})
+	}
+	wg.Wait()
+}
+
+// closeCounter is a connection that counts itself out of open when first
+// closed.
+type closeCounter struct {
+	net.Conn
+	once sync.Once
+	open *atomic.Int64
+}
+
+func (c *closeCounter) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.Conn.Close()
 }
