@@ -87,7 +87,8 @@ type Options struct {
 	// MaxConnsPerHost caps the connections to one host, dialling, in use
 	// and idle together; an attempt over the cap waits for a free one
 	// within its deadline. Zero means no cap. The idle pool keeps up to
-	// MaxConnsPerHost idle connections per host, 64 when there is no cap.
+	// MaxConnsPerHost idle connections per host, 64 when there is no cap,
+	// and 1024 across hosts.
 	MaxConnsPerHost int
 
 	// TLSConfig configures TLS, for example with a custom root CA. It is

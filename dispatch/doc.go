@@ -65,18 +65,23 @@
 // # Connections
 //
 // Connections are kept alive and pooled per host:port, up to
-// Options.MaxConnsPerHost each. Plain http goes through the dispatcher's
-// own HTTP/1.1 client: an attempt takes a pooled connection, writes its
-// request and reads the reply on its own goroutine, with no hand-over
-// between goroutines, and puts the connection back once the reply was read
-// to its end. A pooled connection is checked, without waiting, for a close
-// by the server before it is reused; if the close comes only as the
-// request is sent, a GET, HEAD, OPTIONS or TRACE (or any request of which
-// nothing was written) is sent once more on a new connection, as net/http
-// does. Any other request fails the attempt, which is retried. A reply
-// with Connection: close, or whose body was not read to its end, closes
-// its connection; a connection idle for 90 s is closed. https goes through
-// net/http's Transport, which brings TLS and HTTP/2.
+// Options.MaxConnsPerHost each. At most 1024 idle http connections are kept
+// across hosts, and as many https ones; past that the one idle longest is
+// closed. Plain http goes through the dispatcher's own HTTP/1.1 client: an
+// attempt takes a pooled connection, writes its request and reads the reply
+// on its own goroutine, with no hand-over between goroutines, and puts the
+// connection back once the reply was read to its end. A pooled connection
+// is checked, without waiting, for a close by the server, or bytes it sent
+// unasked, before it is reused; if the close comes only as the request is
+// sent, a GET, HEAD, OPTIONS or TRACE (or any request of which nothing was
+// written) is sent again on another connection, as net/http does, until it
+// reaches the server or fails on a new connection. Any other request fails
+// the attempt, which is retried. A reply the server sends before it has
+// read the whole request, such as a 413 for a large body, stands even if
+// the rest of the request could not be written. A reply with Connection:
+// close, or whose body was not read to its end, closes its connection; a
+// connection idle for 90 s is closed. https goes through net/http's
+// Transport, which brings TLS and HTTP/2.
 //
 // # Guard
 //

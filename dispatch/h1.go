@@ -28,11 +28,17 @@ type h1Transport struct {
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxConns       int           // per host, dialling, in use and idle; 0: no cap
 	maxIdle        int           // idle connections kept per host
+	maxIdleTotal   int           // idle connections kept across hosts
 	idleTimeout    time.Duration // an idle connection is closed after this
 	maxHeaderBytes int64         // the most a reply's headers may take
 
 	mu    sync.Mutex
 	hosts map[string]*h1Host // by host:port
+	// Every idle connection, of every host, oldest first, linked through
+	// h1Conn.older and newer, so that the one idle longest can be closed
+	// when there are maxIdleTotal.
+	oldest, newest *h1Conn
+	idleTotal      int
 }
 
 // h1Host is the pool of one host:port. Guarded by h1Transport.mu.
@@ -56,6 +62,10 @@ type h1Conn struct {
 	probe  *prober
 	idleAt time.Time // when it was put back in the pool
 	reused bool      // it carried a request before this one
+
+	// Neighbours in the transport's list of idle connections, while idle.
+	// Guarded by h1Transport.mu.
+	older, newer *h1Conn
 }
 
 // Connection pool tuning of h1Transport.
@@ -78,6 +88,7 @@ func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Co
 		dial:           dial,
 		maxConns:       maxConns,
 		maxIdle:        maxIdle,
+		maxIdleTotal:   maxIdleConns,
 		idleTimeout:    idleConnTimeout,
 		maxHeaderBytes: maxHeaderBytes,
 		hosts:          make(map[string]*h1Host),
@@ -86,24 +97,37 @@ func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Co
 
 // RoundTrip sends req, an http request, and returns the reply with its
 // headers read. A request that fails on a reused connection before any of
-// the reply arrived is sent once more on a new connection if that is safe:
-// nothing of it was written, or its method is idempotent.
+// the reply arrived is sent again on another connection if that is safe:
+// nothing of it was written, or its method is idempotent. As with
+// net/http's Transport, this goes on until it fails on a new connection:
+// a server that closed its idle connections together can leave several
+// dead ones in the pool, each of which the check in get may pass. Every
+// failure drops a connection, and the attempt's deadline bounds the rest.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	key := hostPort(req.URL.Host, "80")
 	sent := req
-	for retried := false; ; retried = true {
+	for {
 		c, err := t.get(ctx, key)
 		if err != nil {
 			closeRequestBody(sent)
 			return nil, err
+		}
+		// An attempt given up before it started, or while it waited for
+		// c, sends nothing: the request could reach the server while the
+		// attempt reports a cancellation. c is as good as it was, and
+		// another attempt may have it as soon as it is back.
+		if ctx.Err() != nil {
+			t.put(c)
+			closeRequestBody(sent)
+			return nil, fmt.Errorf("send request: %w", context.Cause(ctx))
 		}
 		resp, err := c.roundTrip(ctx, sent)
 		if err == nil {
 			resp.Request = req
 			return resp, nil
 		}
-		if retried || !c.reused || !errors.Is(err, errStaleConn) ||
+		if !c.reused || !errors.Is(err, errStaleConn) ||
 			(c.out.n > 0 && !idempotent(req)) {
 			return nil, err
 		}
@@ -176,6 +200,7 @@ func (t *h1Transport) get(ctx context.Context, key string) (*h1Conn, error) {
 			c := h.idle[n-1]
 			h.idle[n-1] = nil
 			h.idle = h.idle[:n-1]
+			t.unlinkIdle(c)
 			t.mu.Unlock()
 			// A server may close a connection while it sits in the pool:
 			// look before sending on it (one system call that does not
@@ -200,6 +225,14 @@ func (t *h1Transport) get(ctx context.Context, key string) (*h1Conn, error) {
 		case c := <-wait:
 			if c == nil {
 				return t.connect(ctx, h) // a slot was handed over
+			}
+			// Handed over as soon as its last reply was read: look, as
+			// for an idle one, for what the server sent after that reply
+			// or its close, which may sit in the socket past what was
+			// read. The next request must not take it for its reply.
+			if !c.probe.alive() {
+				t.drop(c)
+				continue
 			}
 			return c, nil
 		case <-ctx.Done():
@@ -269,10 +302,56 @@ func (t *h1Transport) put(c *h1Conn) {
 	}
 	c.idleAt = time.Now()
 	h.idle = append(h.idle, c)
+	t.linkIdle(c)
 	if h.sweeper == nil {
 		h.sweeper = time.AfterFunc(t.idleTimeout, func() { t.sweep(h) })
 	}
+	// Too many idle in all: close the one idle longest, wherever it is.
+	// It is also the oldest idle one of its host.
+	var evicted *h1Conn
+	if t.idleTotal > t.maxIdleTotal {
+		evicted = t.oldest
+		t.unlinkIdle(evicted)
+		eh := evicted.host
+		eh.idle[0] = nil
+		eh.idle = eh.idle[1:]
+		eh.open--
+		t.forget(eh)
+	}
 	t.mu.Unlock()
+	if evicted != nil {
+		evicted.conn.Close()
+	}
+}
+
+// linkIdle adds c, just put in its host's idle pool, to the newest end of
+// the list of idle connections. Callers hold t.mu.
+func (t *h1Transport) linkIdle(c *h1Conn) {
+	c.older, c.newer = t.newest, nil
+	if t.newest != nil {
+		t.newest.newer = c
+	} else {
+		t.oldest = c
+	}
+	t.newest = c
+	t.idleTotal++
+}
+
+// unlinkIdle removes c, just taken from its host's idle pool, from the
+// list of idle connections. Callers hold t.mu.
+func (t *h1Transport) unlinkIdle(c *h1Conn) {
+	if c.older != nil {
+		c.older.newer = c.newer
+	} else {
+		t.oldest = c.newer
+	}
+	if c.newer != nil {
+		c.newer.older = c.older
+	} else {
+		t.newest = c.older
+	}
+	c.older, c.newer = nil, nil
+	t.idleTotal--
 }
 
 // drop closes a connection that cannot carry another request and frees its
@@ -316,6 +395,7 @@ func (t *h1Transport) sweep(h *h1Host) {
 	var stale []*h1Conn
 	for len(h.idle) > 0 && now.Sub(h.idle[0].idleAt) >= t.idleTimeout {
 		stale = append(stale, h.idle[0])
+		t.unlinkIdle(h.idle[0])
 		h.idle[0] = nil
 		h.idle = h.idle[1:]
 		h.open--
@@ -337,6 +417,9 @@ func (t *h1Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	var idle []*h1Conn
 	for _, h := range t.hosts {
+		for _, c := range h.idle {
+			t.unlinkIdle(c)
+		}
 		idle = append(idle, h.idle...)
 		h.open -= len(h.idle)
 		h.idle = nil
@@ -379,7 +462,17 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	}
 	if err != nil {
 		if c.out.n == 0 {
-			err = fmt.Errorf("%w: %w", errStaleConn, err)
+			return fail("send request", fmt.Errorf("%w: %w", errStaleConn, err))
+		}
+		// A server may answer before it has read the whole request, a
+		// 413 for a body too large, and close: the write fails, but the
+		// reply may be there, and it is the server's verdict. The
+		// connection goes once its body is read.
+		if ctx.Err() == nil && !isTimeout(err) {
+			c.in.n = t.maxHeaderBytes
+			if resp, rerr := c.readHead(req); rerr == nil {
+				return c.reply(resp, stop, false), nil
+			}
 		}
 		return fail("send request", err)
 	}
@@ -393,32 +486,48 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 		}
 		return fail("read reply", err)
 	}
-	var resp *http.Response
+	resp, err := c.readHead(req)
+	if err != nil {
+		return fail("read reply", err)
+	}
+	return c.reply(resp, stop, true), nil
+}
+
+// readHead reads the headers of the final reply to req, skipping
+// informational ones, within the header limit that the caller set on c.in.
+// It lifts the limit for the body.
+func (c *h1Conn) readHead(req *http.Request) (*http.Response, error) {
 	for n := 0; ; n++ {
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
-			if errors.Is(err, errHeaderLimit) {
-				err = fmt.Errorf("reply headers over %d bytes", t.maxHeaderBytes)
+			// The limit may also cut a line short, which then reads
+			// as a malformed one: blame the limit.
+			if errors.Is(err, errHeaderLimit) || c.in.n <= 0 {
+				err = fmt.Errorf("reply headers over %d bytes", c.t.maxHeaderBytes)
 			}
-			return fail("read reply", err)
+			return nil, err
 		}
 		code := resp.StatusCode
 		if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
-			break
+			c.in.n = noLimit
+			return resp, nil
 		}
 		if n == max1xx {
-			return fail("read reply", fmt.Errorf("more than %d informational replies", max1xx))
+			return nil, fmt.Errorf("more than %d informational replies", max1xx)
 		}
 	}
-	c.in.n = noLimit
+}
 
-	b := &h1Body{t: t, c: c, body: resp.Body, stop: stop,
-		keep: !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols}
+// reply returns resp with its body wrapped to hand c back to the pool
+// when closed, if reuse allows it and the reply does.
+func (c *h1Conn) reply(resp *http.Response, stop func() bool, reuse bool) *http.Response {
+	b := &h1Body{t: c.t, c: c, body: resp.Body, stop: stop,
+		keep: reuse && !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols}
 	if resp.Body == http.NoBody {
 		b.eof = true
 	}
 	resp.Body = b
-	return resp, nil
+	return resp
 }
 
 // isTimeout reports whether err is a network timeout.
@@ -462,6 +571,10 @@ func (b *h1Body) Close() error {
 	// cancellation had not fired, the reply was read to its end and
 	// nothing follows it.
 	if b.stop() && b.keep && b.eof && b.c.br.Buffered() == 0 {
+		// Clear the attempt's deadline: the probe of an idle connection
+		// would fail once it passed, and the connection be thrown away
+		// after idling for the attempt's timeout instead of idleTimeout.
+		b.c.conn.SetDeadline(time.Time{})
 		b.t.put(b.c)
 	} else {
 		b.t.drop(b.c)
