@@ -547,6 +547,10 @@ func safeCheck(tx *Tx) (problems []error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
+			if mb, ok := r.(missingBucket); ok {
+				problems = append(problems, mb.error())
+				return
+			}
 			problems = append(problems, fmt.Errorf("reading the store failed: %v", r))
 		}
 	}()
@@ -579,6 +583,10 @@ func (s *Store) View(fn func(*Tx) error) (err error) {
 func readGuard(err *error, faultWas bool) {
 	r := recover()
 	debug.SetPanicOnFault(faultWas)
+	if mb, ok := r.(missingBucket); ok {
+		*err = mb.error()
+		return
+	}
 	if r != nil {
 		*err = fmt.Errorf("%w (%v): run \"hookq check\" for a report", ErrDamaged, r)
 	}
