@@ -250,8 +250,8 @@ type Queue struct {
 	work      chan *lease   // leased tasks for the workers
 	slots     chan struct{} // one token per lease the workers can take
 	stop      context.CancelFunc
-	abort     context.CancelFunc // cancels in-flight attempts
-	attemptCx context.Context
+	abort     context.CancelFunc // ends attemptCx, under mu (see abortAttempts)
+	attemptCx context.Context    // done once Close aborts the attempts in flight
 	group     *errgroup.Group
 	closeOnce sync.Once
 	closeErr  error
@@ -377,11 +377,11 @@ func (q *Queue) Close() error {
 			case <-done:
 			case <-timer.C:
 				q.log.Warn("grace period over; cancelling in-flight attempts")
-				q.abort()
+				q.abortAttempts()
 				<-done
 			}
 			timer.Stop()
-			q.abort()
+			q.abortAttempts()
 			q.disp.Close()
 		}
 		q.wakeWaiters()
@@ -392,6 +392,19 @@ func (q *Queue) Close() error {
 		q.log.Info("queue closed")
 	})
 	return q.closeErr
+}
+
+// abortAttempts cancels every attempt in flight, and makes those that
+// have not started yet end at once.
+func (q *Queue) abortAttempts() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.abort()
+	for _, l := range q.leases {
+		if l.cancel != nil {
+			l.cancel()
+		}
+	}
 }
 
 // isClosed reports whether Close has begun. It takes no lock, so it may be
