@@ -170,7 +170,17 @@ func (d *decoder) json(v any) {
 
 // encodeTask returns the record form of t, which must be a stored state.
 func encodeTask(t *Task) ([]byte, error) {
-	e := encoder{b: make([]byte, 0, 256)}
+	return appendTask(make([]byte, 0, taskSize(t)), t)
+}
+
+// taskSize estimates the size of the record of t.
+func taskSize(t *Task) int {
+	return 96 + len(t.URL) + len(t.Args) + len(t.JSON) + len(t.Result)
+}
+
+// appendTask appends the record form of t to dst.
+func appendTask(dst []byte, t *Task) ([]byte, error) {
+	e := encoder{b: dst}
 	e.b = append(e.b, recordVersion)
 	e.int(tagState, int64(t.State))
 	e.int(tagRev, int64(t.Rev))
@@ -323,7 +333,15 @@ func decodeRev(b []byte) (uint32, error) {
 }
 
 func encodeAttempt(a *Attempt) ([]byte, error) {
-	e := encoder{b: make([]byte, 0, 96)}
+	return appendAttempt(make([]byte, 0, attemptSize(a)), a)
+}
+
+// attemptSize estimates the size of the record of a.
+func attemptSize(a *Attempt) int { return 48 + len(a.Outcome) + len(a.Body) }
+
+// appendAttempt appends the record form of a to dst.
+func appendAttempt(dst []byte, a *Attempt) ([]byte, error) {
+	e := encoder{b: dst}
 	e.b = append(e.b, recordVersion)
 	e.int(tagAttN, int64(a.N))
 	e.time(tagAttStartedAt, &a.StartedAt)

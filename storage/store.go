@@ -115,6 +115,7 @@ type Store struct {
 	closed atomic.Bool  // set under mu; read without it by UpdateTx
 	ops    chan *op
 	done   chan struct{} // closed when the committer has exited
+	arena  *arena        // the committer's, for the values it puts
 }
 
 // op is one update waiting for the committer.
@@ -220,6 +221,7 @@ func (s *Store) start() {
 		return
 	}
 	s.ops = make(chan *op, maxBatch)
+	s.arena = &arena{}
 	go s.commitLoop()
 }
 
@@ -421,6 +423,10 @@ func (s *Store) commit(batch []*op) {
 			if err != nil {
 				return err
 			}
+			// No transaction holds the arena's values now: the last one
+			// has committed or rolled back.
+			s.arena.reset()
+			tx.arena = s.arena
 			for i, o := range batch {
 				before := tx.writes
 				errs[i] = runOp(o.fn, tx)

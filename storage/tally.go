@@ -85,7 +85,8 @@ func (t *Tx) flushTallies() error {
 			}
 			fresh = false
 		}
-		if err := t.bucket(bTallies).Put(k, encodeTally(cur.Add(st.t))); err != nil {
+		v := t.arena.keep(appendTally(t.arena.next(24), cur.Add(st.t)))
+		if err := t.bucket(bTallies).Put(k, v); err != nil {
 			return fmt.Errorf("update tally %d: %w", st.sec, err)
 		}
 		if fresh {
@@ -141,8 +142,10 @@ func (t *Tx) Tallies(from, to time.Time) (Tally, error) {
 	return sum, nil
 }
 
-func encodeTally(n Tally) []byte {
-	e := encoder{b: make([]byte, 0, 24)}
+func encodeTally(n Tally) []byte { return appendTally(make([]byte, 0, 24), n) }
+
+func appendTally(dst []byte, n Tally) []byte {
+	e := encoder{b: dst}
 	e.b = append(e.b, recordVersion)
 	e.int(tagTallyAttempts, n.Attempts)
 	e.int(tagTallyFailedAttempts, n.FailedAttempts)

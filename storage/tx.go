@@ -25,7 +25,16 @@ type Tx struct {
 	writes     int                  // write calls so far, to spot a spoiled update
 
 	tallies []secondTally // tally changes, written once at commit
+	// arena holds the values put; nil allocates each (see arena).
+	arena *arena
+	// key holds a key being written. bbolt copies the keys it keeps, but
+	// a key it is given escapes (it may log it), so a key built on the
+	// stack would be allocated anyway.
+	key [24]byte
 }
+
+// scratch returns k in t.key.
+func (t *Tx) scratch(k []byte) []byte { return t.key[:copy(t.key[:], k)] }
 
 // bucketID names one of the store's buckets in Tx.buckets.
 type bucketID int
@@ -103,19 +112,35 @@ func (t *Tx) bucket(id bucketID) *bolt.Bucket {
 func ScheduleKey(at time.Time, id ID) []byte { return scheduleKey(at, id) }
 
 func scheduleKey(at time.Time, id ID) []byte {
-	k := make([]byte, 8, 24)
+	k := scheduleKeyOf(at, id)
+	return k[:]
+}
+
+// scheduleKeyOf is scheduleKey as an array, for keys that bbolt copies:
+// it needs no allocation.
+func scheduleKeyOf(at time.Time, id ID) (k [24]byte) {
 	ns := at.UnixNano()
 	if ns < 0 {
 		ns = 0
 	}
-	binary.BigEndian.PutUint64(k, uint64(ns))
-	return append(k, id[:]...)
+	binary.BigEndian.PutUint64(k[:8], uint64(ns))
+	copy(k[8:], id[:])
+	return k
 }
 
-func attemptKey(id ID, n int) []byte {
-	k := make([]byte, 16, 20)
-	copy(k, id[:])
-	return binary.BigEndian.AppendUint32(k, uint32(n))
+func attemptKey(id ID, n int) (k [20]byte) {
+	copy(k[:], id[:])
+	binary.BigEndian.PutUint32(k[16:], uint32(n))
+	return k
+}
+
+// encodeTask returns the record of task in the transaction's arena.
+func (t *Tx) encodeTask(task *Task) ([]byte, error) {
+	rec, err := appendTask(t.arena.next(taskSize(task)), task)
+	if err != nil {
+		return nil, err
+	}
+	return t.arena.keep(rec), nil
 }
 
 // Get returns the task stored under id, or ErrNotFound.
@@ -188,7 +213,7 @@ func (t *Tx) Insert(task *Task) (existing *Task, dup bool, err error) {
 			}
 		}
 	}
-	rec, err := encodeTask(task)
+	rec, err := t.encodeTask(task)
 	if err != nil {
 		return nil, false, fmt.Errorf("insert %s: %w", task.ID, err)
 	}
@@ -216,7 +241,7 @@ func (t *Tx) Replace(prev, next *Task) error {
 		return fmt.Errorf("replace: %w", err)
 	}
 	next.Rev = prev.Rev + 1
-	rec, err := encodeTask(next)
+	rec, err := t.encodeTask(next)
 	if err != nil {
 		return fmt.Errorf("replace %s: %w", next.ID, err)
 	}
@@ -253,21 +278,23 @@ func (t *Tx) Delete(task *Task) error {
 // a deleted one.
 func (t *Tx) index(prev, next *Task) error {
 	// Schedule entry: present exactly while the task is not final.
-	var oldKey, newKey []byte
-	if prev != nil && prev.NextAttemptAt != nil {
-		oldKey = scheduleKey(*prev.NextAttemptAt, prev.ID)
+	var oldKey, newKey [24]byte
+	hadKey := prev != nil && prev.NextAttemptAt != nil
+	hasKey := next != nil && next.NextAttemptAt != nil
+	if hadKey {
+		oldKey = scheduleKeyOf(*prev.NextAttemptAt, prev.ID)
 	}
-	if next != nil && next.NextAttemptAt != nil {
-		newKey = scheduleKey(*next.NextAttemptAt, next.ID)
+	if hasKey {
+		newKey = scheduleKeyOf(*next.NextAttemptAt, next.ID)
 	}
-	if string(oldKey) != string(newKey) {
-		if oldKey != nil {
-			if err := t.bucket(bSchedule).Delete(oldKey); err != nil {
+	if hadKey != hasKey || oldKey != newKey {
+		if hadKey {
+			if err := t.bucket(bSchedule).Delete(t.scratch(oldKey[:])); err != nil {
 				return fmt.Errorf("unschedule: %w", err)
 			}
 		}
-		if newKey != nil {
-			if err := t.bucket(bSchedule).Put(newKey, nil); err != nil {
+		if hasKey {
+			if err := t.bucket(bSchedule).Put(t.scratch(newKey[:]), nil); err != nil {
 				return fmt.Errorf("schedule: %w", err)
 			}
 		}
@@ -327,7 +354,8 @@ func (t *Tx) flush() error {
 			n = int64(binary.BigEndian.Uint64(v))
 		}
 		n += d
-		if err := t.bucket(bCounts).Put(k, binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
+		v := t.arena.keep(binary.BigEndian.AppendUint64(t.arena.next(8), uint64(n)))
+		if err := t.bucket(bCounts).Put(k, v); err != nil {
 			return fmt.Errorf("update counter %s: %w", State(s), err)
 		}
 		t.delta[s] = 0
@@ -337,12 +365,14 @@ func (t *Tx) flush() error {
 
 // AddAttempt stores the record of one attempt of task id.
 func (t *Tx) AddAttempt(id ID, a *Attempt) error {
-	rec, err := encodeAttempt(a)
+	rec, err := appendAttempt(t.arena.next(attemptSize(a)), a)
 	if err != nil {
 		return fmt.Errorf("add attempt %s/%d: %w", id, a.N, err)
 	}
+	rec = t.arena.keep(rec)
 	t.writes++
-	if err := t.bucket(bAttempts).Put(attemptKey(id, a.N), rec); err != nil {
+	k := attemptKey(id, a.N)
+	if err := t.bucket(bAttempts).Put(t.scratch(k[:]), rec); err != nil {
 		return fmt.Errorf("add attempt %s/%d: %w", id, a.N, err)
 	}
 	return nil
