@@ -256,7 +256,8 @@ type Queue struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	report *reporter // delivers events off the committer
+	report   *reporter // delivers events off the committer
+	urlViews urlViews  // for the reporter's events
 	// reportAttempts is set when attempts have an observer or a log.
 	reportAttempts bool
 
