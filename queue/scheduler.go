@@ -165,8 +165,10 @@ func (q *Queue) leaseDue(n int) ([]*lease, *time.Time, error) {
 		next = retry
 	}
 	leased := make([]*lease, len(due))
+	all := make([]lease, len(due)) // one allocation for the scan's leases
 	for i, t := range due {
-		leased[i] = &lease{task: t}
+		leased[i] = &all[i]
+		leased[i].task = t
 		if hosts != nil {
 			leased[i].host = hosts[i]
 		}

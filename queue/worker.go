@@ -118,7 +118,7 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 		StatusCode: out.StatusCode,
 		Error:      storageError(out.Err),
 	}
-	o.next = q.decide(l.task, n, &o.now, out, &o.att)
+	q.decide(&o.next, l.task, n, &o.now, out, &o.att)
 	q.mu.Lock()
 	userCancelled := l.cancelled
 	q.mu.Unlock()
@@ -143,7 +143,7 @@ type outcome struct {
 	att storage.Attempt
 	// next is the task as the attempt leaves it, if the task is still as
 	// leased.
-	next *Task
+	next Task
 
 	// Set by apply: whether a user changed the task since it was leased,
 	// and the task as stored.
@@ -162,7 +162,7 @@ func (o *outcome) apply(tx *storage.Tx) error {
 		return err
 	}
 	o.superseded = rev != leased.Rev
-	prev, stored := leased, o.next
+	prev, stored := leased, &o.next
 	if o.superseded {
 		cur, err := tx.Get(leased.ID)
 		if err != nil {
@@ -187,7 +187,7 @@ func (o *outcome) stored(err error) {
 	if err == nil {
 		failpoint.Hit(failpoint.OutcomeAfterCommit)
 	}
-	o.q.stored(o.l, &o.att, o.next, o.after, o.superseded, err)
+	o.q.stored(o.l, &o.att, &o.next, o.after, o.superseded, err)
 }
 
 // stored drops the lease of a task whose attempt outcome has been committed
@@ -238,12 +238,12 @@ func tally(att *storage.Attempt, stored *Task, superseded bool) storage.Tally {
 	return n
 }
 
-// decide returns the task as it should be after attempt n ended at *now
-// with out, and fills in the attempt's outcome. The task points at *now
-// if it finished.
-func (q *Queue) decide(t *Task, n int, now *time.Time, out dispatch.Outcome,
-	att *storage.Attempt) *Task {
-	next := t.Clone()
+// decide sets next to the task t as it should be after attempt n ended at
+// *now with out, and fills in the attempt's outcome. next points at *now if
+// the task finished.
+func (q *Queue) decide(next, t *Task, n int, now *time.Time, out dispatch.Outcome,
+	att *storage.Attempt) {
+	t.CloneTo(next)
 	next.Attempts = n
 	next.NextAttemptAt = nil
 
@@ -253,7 +253,7 @@ func (q *Queue) decide(t *Task, n int, now *time.Time, out dispatch.Outcome,
 		next.Result = out.Result
 		next.Error = nil
 		next.FinishedAt = now
-		return next
+		return
 	}
 
 	// The attempt failed: keep its evidence, then retry or give up.
@@ -269,14 +269,13 @@ func (q *Queue) decide(t *Task, n int, now *time.Time, out dispatch.Outcome,
 			att.Outcome = "retry"
 			next.State = storage.Retrying
 			next.NextAttemptAt = &at
-			return next
+			return
 		}
 		next.Error.Message += fmt.Sprintf(" (gave up: the next attempt would pass the maximum age of %s)",
 			q.opts.MaxAge)
 	}
 	next.State = storage.Failed
 	next.FinishedAt = now
-	return next
 }
 
 // firstRun is when a task was first due, or last retried by a user: the
