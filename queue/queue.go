@@ -250,7 +250,7 @@ type Queue struct {
 	work      chan *lease   // leased tasks for the workers
 	slots     chan struct{} // one token per lease the workers can take
 	stop      context.CancelFunc
-	abort     context.CancelFunc // ends attemptCx, under mu (see abortAttempts)
+	abort     context.CancelFunc // ends attemptCx (see abortAttempts)
 	attemptCx context.Context    // done once Close aborts the attempts in flight
 	group     *errgroup.Group
 	closeOnce sync.Once
@@ -396,15 +396,15 @@ func (q *Queue) Close() error {
 }
 
 // abortAttempts cancels every attempt in flight, and makes those that
-// have not started yet end at once.
+// have not started yet end at once: attemptCx is done before the leases
+// are walked, and an attempt that begins after its lease was passed over
+// sees it (see lease.begin).
 func (q *Queue) abortAttempts() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.abort()
 	for _, l := range q.leases {
-		if l.cancel != nil {
-			l.cancel()
-		}
+		l.abort()
 	}
 }
 

@@ -53,14 +53,7 @@ func (q *Queue) run(l *lease) {
 	// attempts: registering each with one parent costs a map insert and a
 	// delete under the parent's lock, for every attempt.
 	actx, cancel := context.WithCancel(context.Background())
-	q.mu.Lock()
-	l.cancel = cancel
-	cancelled := l.cancelled
-	if q.attemptCx.Err() != nil {
-		cancel() // Close has aborted the attempts already
-	}
-	q.mu.Unlock()
-	if cancelled {
+	if l.begin(cancel, q.attemptCx) {
 		// Cancelled before its request was sent: nothing to record.
 		cancel()
 		q.unlease(t.ID)
@@ -119,10 +112,7 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 		Error:      storageError(out.Err),
 	}
 	q.decide(&o.next, l.task, n, &o.now, out, &o.att)
-	q.mu.Lock()
-	userCancelled := l.cancelled
-	q.mu.Unlock()
-	if userCancelled {
+	if l.isCancelled() {
 		o.att.Outcome = "cancelled"
 		o.att.Error = &storage.Error{Kind: "cancelled", Message: "cancelled while in flight"}
 	}
@@ -197,20 +187,30 @@ func (o *outcome) stored(err error) {
 // superseded; nil if nothing was stored). It runs on the store's committer
 // goroutine, so it only does quick work that never blocks.
 func (q *Queue) stored(l *lease, att *storage.Attempt, next, after *Task, superseded bool, err error) {
-	q.unlease(l.task.ID)
+	// One turn of q.mu for all of it: the committer answers a whole
+	// commit's outcomes in a row, while the scheduler takes q.mu to scan.
+	q.mu.Lock()
+	wake := q.dropLease(l.task.ID)
 	q.storeHealth(err)
 	switch {
 	case err != nil:
 		// The task stays as it was on disk and runs again, once the
 		// store takes writes again (see storeHealth).
-		q.reschedule(nil)
+		q.rewind(nil)
+		wake = true
 	case superseded:
-		q.reschedule(nil) // a user's retry may have made it due again
+		q.rewind(nil) // a user's retry may have made it due again
+		wake = true
 	case !next.State.Final():
-		q.reschedule(next.NextAttemptAt)
+		q.rewind(next.NextAttemptAt)
+		wake = true
 	}
 	if err == nil && (superseded || next.State.Final()) {
-		q.finished(l.task.ID)
+		q.wakeWaiter(l.task.ID)
+	}
+	q.mu.Unlock()
+	if wake {
+		q.notify()
 	}
 	if q.reportAttempts {
 		if err != nil || after == nil {
@@ -338,15 +338,13 @@ const (
 // again at once, flooding endpoints with duplicates. So after a failed
 // outcome commit the scheduler leases nothing for a while, doubling with
 // each round of failures from 100 ms up to 10 s, and the first stored
-// outcome ends the series. err is
-// the outcome commit's error; a task deleted meanwhile or a closing store
-// says nothing about the store's health.
+// outcome ends the series. err is the outcome commit's error; a task
+// deleted meanwhile or a closing store says nothing about the store's
+// health. Callers hold q.mu.
 func (q *Queue) storeHealth(err error) {
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrClosed) {
 		return
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if err == nil {
 		q.storeFailures = 0
 		return
