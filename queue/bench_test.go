@@ -121,3 +121,28 @@ func BenchmarkQueue_EnqueueBatch(b *testing.B) {
 	cpu.report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
+
+// BenchmarkQueue_IdleLatency measures one task at a time, from Enqueue to
+// Wait returning its result, through a loopback receiver in the same
+// process: the latency of an idle queue, fsyncs included.
+func BenchmarkQueue_IdleLatency(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(multiply))
+	defer srv.Close()
+	q, err := Open(filepath.Join(b.TempDir(), "hookq.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	spec := Spec{URL: srv.URL + "/multiply", Args: map[string]any{"x": 6, "y": 7}}
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := q.Enqueue(ctx, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if t, err = q.Wait(ctx, t.ID); err != nil || t.State != Succeeded {
+			b.Fatalf("wait: %v, %v", t.State, err)
+		}
+	}
+}
