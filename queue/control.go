@@ -48,10 +48,7 @@ func cancelEdit(cur *Task, now time.Time) *Task {
 func (q *Queue) aborted(id ID) {
 	q.mu.Lock()
 	if l := q.leases[id]; l != nil {
-		l.cancelled = true
-		if l.cancel != nil {
-			l.cancel()
-		}
+		l.userCancelled()
 	}
 	q.mu.Unlock()
 	q.finished(id)

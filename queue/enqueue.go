@@ -57,8 +57,11 @@ func (q *Queue) EnqueueMany(ctx context.Context, specs []Spec) ([]*Task, error) 
 func (q *Queue) newTasks(specs []Spec) ([]*Task, error) {
 	now := q.clock.Now().UTC()
 	tasks := make([]*Task, len(specs))
+	due := &now // the run time of the tasks due now, shared
+	var urls urlCheck
 	for i := range specs {
-		t, err := newTask(&specs[i], &q.opts)
+		t := new(Task)
+		err := fillTask(t, &specs[i], &q.opts, &urls)
 		if err != nil {
 			if len(specs) > 1 {
 				return nil, fmt.Errorf("task %d: %w", i, err)
@@ -70,12 +73,11 @@ func (q *Queue) newTasks(specs []Spec) ([]*Task, error) {
 		}
 		t.CreatedAt = now
 		t.State = storage.Pending
-		next := now
+		t.NextAttemptAt = due
 		if t.RunAt != nil && t.RunAt.After(now) {
 			t.State = storage.Scheduled
-			next = *t.RunAt
+			t.NextAttemptAt = t.RunAt
 		}
-		t.NextAttemptAt = &next
 		tasks[i] = t
 	}
 	return tasks, nil

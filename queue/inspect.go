@@ -84,7 +84,7 @@ func (q *Queue) leased() map[ID]State {
 	defer q.mu.Unlock()
 	m := make(map[ID]State, len(q.leases))
 	for id, l := range q.leases {
-		if !l.cancelled {
+		if !l.isCancelled() {
 			m[id] = l.task.State
 		}
 	}
@@ -405,6 +405,11 @@ func (q *Queue) subscribe(id ID) (<-chan struct{}, func()) {
 func (q *Queue) finished(id ID) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.wakeWaiter(id)
+}
+
+// wakeWaiter is finished under q.mu.
+func (q *Queue) wakeWaiter(id ID) {
 	if w := q.waiters[id]; w != nil {
 		close(w.ch)
 		delete(q.waiters, id)

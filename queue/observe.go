@@ -201,7 +201,7 @@ func (q *Queue) deliver(ev *event) {
 		}
 		return
 	}
-	e := attemptEvent(ev)
+	e := attemptEvent(ev, &q.urlViews)
 	q.logAttempt(&e)
 	if q.opts.OnAttempt != nil {
 		q.opts.OnAttempt(e)
@@ -211,14 +211,38 @@ func (q *Queue) deliver(ev *event) {
 	}
 }
 
+// urlViews remembers what events show of the URLs of recent tasks: most
+// tasks of a queue call a few endpoints, and each view of a URL parses it.
+// It is used on the reporter's goroutine only.
+type urlViews struct{ m map[string]urlView }
+
+// urlView is what an AttemptEvent shows of a task's URL.
+type urlView struct{ display, host string }
+
+// maxURLViews bounds the URLs remembered; past it they are forgotten.
+const maxURLViews = 256
+
+func (c *urlViews) get(raw string) urlView {
+	if v, ok := c.m[raw]; ok {
+		return v
+	}
+	if c.m == nil || len(c.m) >= maxURLViews {
+		c.m = make(map[string]urlView)
+	}
+	v := urlView{display: redact.Display(raw), host: hostOf(raw)}
+	c.m[raw] = v
+	return v
+}
+
 // attemptEvent describes the outcome of an attempt for observers.
-func attemptEvent(ev *event) AttemptEvent {
+func attemptEvent(ev *event, urls *urlViews) AttemptEvent {
 	t, att := ev.task, ev.att
+	u := urls.get(t.URL)
 	e := AttemptEvent{
 		TaskID:     t.ID,
 		Method:     t.Method,
-		URL:        redact.Display(t.URL),
-		Host:       hostOf(t.URL),
+		URL:        u.display,
+		Host:       u.host,
 		Attempt:    att.N,
 		StatusCode: att.StatusCode,
 		StartedAt:  att.StartedAt,

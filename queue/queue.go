@@ -250,13 +250,14 @@ type Queue struct {
 	work      chan *lease   // leased tasks for the workers
 	slots     chan struct{} // one token per lease the workers can take
 	stop      context.CancelFunc
-	abort     context.CancelFunc // cancels in-flight attempts
-	attemptCx context.Context
+	abort     context.CancelFunc // ends attemptCx (see abortAttempts)
+	attemptCx context.Context    // done once Close aborts the attempts in flight
 	group     *errgroup.Group
 	closeOnce sync.Once
 	closeErr  error
 
-	report *reporter // delivers events off the committer
+	report   *reporter // delivers events off the committer
+	urlViews urlViews  // for the reporter's events
 	// reportAttempts is set when attempts have an observer or a log.
 	reportAttempts bool
 
@@ -377,11 +378,11 @@ func (q *Queue) Close() error {
 			case <-done:
 			case <-timer.C:
 				q.log.Warn("grace period over; cancelling in-flight attempts")
-				q.abort()
+				q.abortAttempts()
 				<-done
 			}
 			timer.Stop()
-			q.abort()
+			q.abortAttempts()
 			q.disp.Close()
 		}
 		q.wakeWaiters()
@@ -392,6 +393,19 @@ func (q *Queue) Close() error {
 		q.log.Info("queue closed")
 	})
 	return q.closeErr
+}
+
+// abortAttempts cancels every attempt in flight, and makes those that
+// have not started yet end at once: attemptCx is done before the leases
+// are walked, and an attempt that begins after its lease was passed over
+// sees it (see lease.begin).
+func (q *Queue) abortAttempts() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.abort()
+	for _, l := range q.leases {
+		l.abort()
+	}
 }
 
 // isClosed reports whether Close has begun. It takes no lock, so it may be

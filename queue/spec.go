@@ -94,14 +94,16 @@ func invalid(format string, args ...any) error {
 // wrapping ErrInvalid that says which field is wrong. Enqueue checks the
 // same; Validate lets a caller check a batch before it sends any of it.
 func (s *Spec) Validate() error {
-	_, err := newTask(s, &Options{})
-	return err
+	var t storage.Task
+	return fillTask(&t, s, &Options{}, nil)
 }
 
-// newTask validates spec and returns the task it describes, with the
-// defaults of o filled in. It does not set the ID or the times.
-func newTask(spec *Spec, o *Options) (*storage.Task, error) {
-	t := &storage.Task{
+// fillTask validates spec and sets t to the task it describes, with the
+// defaults of o filled in. It does not set the ID or the times. urls, if
+// not nil, remembers the URL last found valid, so that a batch of tasks
+// to one URL checks it once.
+func fillTask(t *storage.Task, spec *Spec, o *Options, urls *urlCheck) error {
+	*t = storage.Task{
 		URL:         strings.TrimSpace(spec.URL),
 		Method:      strings.ToUpper(strings.TrimSpace(spec.Method)),
 		Protocol:    spec.Protocol,
@@ -111,8 +113,8 @@ func newTask(spec *Spec, o *Options) (*storage.Task, error) {
 	}
 
 	// URL and method.
-	if err := checkURL(t.URL); err != nil {
-		return nil, err
+	if err := urls.check(t.URL); err != nil {
+		return err
 	}
 	if t.Method == "" {
 		t.Method = "GET"
@@ -121,31 +123,31 @@ func newTask(spec *Spec, o *Options) (*storage.Task, error) {
 		}
 	}
 	if !methods[t.Method] {
-		return nil, invalid("method %q is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+		return invalid("method %q is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
 			spec.Method)
 	}
 
 	// Arguments, body and headers.
 	args, err := encodeArgs(spec.Args)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	t.Args = args
 	if spec.JSON != nil && !bytes.Equal(bytes.TrimSpace(spec.JSON), []byte("null")) {
 		if t.Method == "GET" || t.Method == "HEAD" {
-			return nil, invalid("a JSON body needs a method that sends a body, not %s", t.Method)
+			return invalid("a JSON body needs a method that sends a body, not %s", t.Method)
 		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, spec.JSON); err != nil {
-			return nil, invalid("json body is not valid JSON: %v", err)
+			return invalid("json body is not valid JSON: %v", err)
 		}
 		if buf.Len() > maxBodyLen {
-			return nil, invalid("json body is %d bytes; the limit is %d", buf.Len(), maxBodyLen)
+			return invalid("json body is %d bytes; the limit is %d", buf.Len(), maxBodyLen)
 		}
 		t.JSON = buf.Bytes()
 	}
 	if err := checkHeaders(t.Headers); err != nil {
-		return nil, err
+		return err
 	}
 
 	// Policy.
@@ -154,25 +156,25 @@ func newTask(spec *Spec, o *Options) (*storage.Task, error) {
 		t.Protocol = "celery"
 	case "celery", "plain":
 	default:
-		return nil, invalid("protocol %q is not celery or plain", t.Protocol)
+		return invalid("protocol %q is not celery or plain", t.Protocol)
 	}
 	switch {
 	case t.MaxAttempts < 0 || t.MaxAttempts > MaxTaskAttempts:
-		return nil, invalid("max_attempts %d is not between 1 and %d", t.MaxAttempts, MaxTaskAttempts)
+		return invalid("max_attempts %d is not between 1 and %d", t.MaxAttempts, MaxTaskAttempts)
 	case t.MaxAttempts == 0:
 		t.MaxAttempts = o.MaxAttempts
 	}
 	switch {
 	case t.Timeout < 0 || time.Duration(t.Timeout) > MaxTaskTimeout:
-		return nil, invalid("timeout %s is not between 0 and %s", time.Duration(t.Timeout), MaxTaskTimeout)
+		return invalid("timeout %s is not between 0 and %s", time.Duration(t.Timeout), MaxTaskTimeout)
 	case t.Timeout == 0:
 		t.Timeout = storage.Duration(o.Timeout)
 	}
 	if len(spec.Key) > maxKeyLen {
-		return nil, invalid("key is %d bytes; the limit is %d", len(spec.Key), maxKeyLen)
+		return invalid("key is %d bytes; the limit is %d", len(spec.Key), maxKeyLen)
 	}
 	if !utf8.ValidString(spec.Key) {
-		return nil, invalid("key is not valid UTF-8")
+		return invalid("key is not valid UTF-8")
 	}
 	if spec.Key != "" {
 		k := spec.Key
@@ -183,15 +185,32 @@ func newTask(spec *Spec, o *Options) (*storage.Task, error) {
 		// they would wrap into the past and run at once.
 		at := spec.RunAt.UTC()
 		if at.After(maxRunAt) {
-			return nil, invalid("run_at %s is after %s", at.Format(time.RFC3339), maxRunAt.Format(time.RFC3339))
+			return invalid("run_at %s is after %s", at.Format(time.RFC3339), maxRunAt.Format(time.RFC3339))
 		}
 		t.RunAt = &at
 	}
-	return t, nil
+	return nil
 }
 
 // maxRunAt is the latest run time a task may ask for.
 var maxRunAt = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// urlCheck checks URLs with checkURL, and remembers the last valid one.
+// A nil *urlCheck remembers nothing.
+type urlCheck struct{ valid string }
+
+func (c *urlCheck) check(raw string) error {
+	if c != nil && raw == c.valid && raw != "" {
+		return nil
+	}
+	if err := checkURL(raw); err != nil {
+		return err
+	}
+	if c != nil {
+		c.valid = raw
+	}
+	return nil
+}
 
 func checkURL(raw string) error {
 	if raw == "" {
@@ -272,7 +291,8 @@ func isToken(s string) bool {
 // encodeArgs checks argument values and returns their canonical JSON
 // object, keys sorted.
 func encodeArgs(args map[string]any) (json.RawMessage, error) {
-	keys := make([]string, 0, len(args))
+	var few [8]string // most tasks have a few arguments: no allocation
+	keys := few[:0]
 	for k := range args {
 		keys = append(keys, k)
 	}

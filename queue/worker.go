@@ -48,13 +48,12 @@ func (q *Queue) run(l *lease) {
 	}
 
 	// The attempt runs under its own context, so that Cancel can abort
-	// it and Close can abort all attempts after the grace period.
-	actx, cancel := context.WithCancel(q.attemptCx)
-	q.mu.Lock()
-	l.cancel = cancel
-	cancelled := l.cancelled
-	q.mu.Unlock()
-	if cancelled {
+	// it and Close can abort all attempts after the grace period (see
+	// abortAttempts). It is not derived from a context shared by all
+	// attempts: registering each with one parent costs a map insert and a
+	// delete under the parent's lock, for every attempt.
+	actx, cancel := context.WithCancel(context.Background())
+	if l.begin(cancel, q.attemptCx) {
 		// Cancelled before its request was sent: nothing to record.
 		cancel()
 		q.unlease(t.ID)
@@ -104,56 +103,81 @@ func (q *Queue) request(t *Task, at time.Time) (*dispatch.Request, error) {
 // task is as leased: a user's cancel or retry in the meantime wins, and the
 // attempt is then recorded without changing the task's state.
 func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
-	now := q.clock.Now().UTC()
-	att := &storage.Attempt{
+	o := &outcome{q: q, l: l, n: n, now: q.clock.Now().UTC()}
+	o.att = storage.Attempt{
 		N:          n,
 		StartedAt:  start,
 		Latency:    storage.Duration(out.Latency),
 		StatusCode: out.StatusCode,
 		Error:      storageError(out.Err),
 	}
-	next := q.decide(l.task, n, now, out, att)
-	q.mu.Lock()
-	userCancelled := l.cancelled
-	q.mu.Unlock()
-	if userCancelled {
-		att.Outcome = "cancelled"
-		att.Error = &storage.Error{Kind: "cancelled", Message: "cancelled while in flight"}
+	q.decide(&o.next, l.task, n, &o.now, out, &o.att)
+	if l.isCancelled() {
+		o.att.Outcome = "cancelled"
+		o.att.Error = &storage.Error{Kind: "cancelled", Message: "cancelled while in flight"}
 	}
 
-	var superseded bool
-	var after *Task // the task as stored
-	apply := func(tx *storage.Tx) error {
-		cur, err := tx.Get(l.task.ID)
+	failpoint.Hit(failpoint.OutcomeBeforeCommit)
+	if err := q.store.UpdateAsync(o.apply, o.stored); err != nil {
+		o.stored(err)
+	}
+}
+
+// outcome is the outcome of one attempt on its way to the store: what
+// finish decided, and what the commit found.
+type outcome struct {
+	q   *Queue
+	l   *lease
+	n   int       // the attempt's number
+	now time.Time // when the attempt ended; next.FinishedAt points here
+	att storage.Attempt
+	// next is the task as the attempt leaves it, if the task is still as
+	// leased.
+	next Task
+
+	// Set by apply: whether a user changed the task since it was leased,
+	// and the task as stored.
+	superseded bool
+	after      *Task
+}
+
+// apply stores the outcome in tx. It may run more than once (see
+// storage.Store.Update).
+func (o *outcome) apply(tx *storage.Tx) error {
+	// The leased copy is the stored task unless its revision moved: then
+	// a user's cancel or retry wins, and only the attempt is added.
+	leased := o.l.task
+	rev, err := tx.Rev(leased.ID)
+	if err != nil {
+		return err
+	}
+	o.superseded = rev != leased.Rev
+	prev, stored := leased, &o.next
+	if o.superseded {
+		cur, err := tx.Get(leased.ID)
 		if err != nil {
 			return err
 		}
-		superseded = cur.Rev != l.task.Rev
-		if err := tx.AddAttempt(cur.ID, att); err != nil {
-			return err
-		}
-		stored := next
-		if superseded {
-			stored = cur.Clone()
-			stored.Attempts = max(cur.Attempts, n)
-		}
-		if err := tx.Replace(cur, stored); err != nil {
-			return err
-		}
-		tx.AddTally(now, tally(att, stored, superseded))
-		after = stored
-		return nil
+		prev, stored = cur, cur.Clone()
+		stored.Attempts = max(cur.Attempts, o.n)
 	}
-	stored := func(err error) {
-		if err == nil {
-			failpoint.Hit(failpoint.OutcomeAfterCommit)
-		}
-		q.stored(l, att, next, after, superseded, err)
+	if err := tx.AddAttempt(leased.ID, &o.att); err != nil {
+		return err
 	}
-	failpoint.Hit(failpoint.OutcomeBeforeCommit)
-	if err := q.store.UpdateAsync(apply, stored); err != nil {
-		stored(err)
+	if err := tx.Replace(prev, stored); err != nil {
+		return err
 	}
+	tx.AddTally(o.now, tally(&o.att, stored, o.superseded))
+	o.after = stored
+	return nil
+}
+
+// stored follows the commit of the outcome, or its failure (err).
+func (o *outcome) stored(err error) {
+	if err == nil {
+		failpoint.Hit(failpoint.OutcomeAfterCommit)
+	}
+	o.q.stored(o.l, &o.att, &o.next, o.after, o.superseded, err)
 }
 
 // stored drops the lease of a task whose attempt outcome has been committed
@@ -163,20 +187,30 @@ func (q *Queue) finish(l *lease, n int, start time.Time, out dispatch.Outcome) {
 // superseded; nil if nothing was stored). It runs on the store's committer
 // goroutine, so it only does quick work that never blocks.
 func (q *Queue) stored(l *lease, att *storage.Attempt, next, after *Task, superseded bool, err error) {
-	q.unlease(l.task.ID)
+	// One turn of q.mu for all of it: the committer answers a whole
+	// commit's outcomes in a row, while the scheduler takes q.mu to scan.
+	q.mu.Lock()
+	wake := q.dropLease(l.task.ID)
 	q.storeHealth(err)
 	switch {
 	case err != nil:
 		// The task stays as it was on disk and runs again, once the
 		// store takes writes again (see storeHealth).
-		q.reschedule(nil)
+		q.rewind(nil)
+		wake = true
 	case superseded:
-		q.reschedule(nil) // a user's retry may have made it due again
+		q.rewind(nil) // a user's retry may have made it due again
+		wake = true
 	case !next.State.Final():
-		q.reschedule(next.NextAttemptAt)
+		q.rewind(next.NextAttemptAt)
+		wake = true
 	}
 	if err == nil && (superseded || next.State.Final()) {
-		q.finished(l.task.ID)
+		q.wakeWaiter(l.task.ID)
+	}
+	q.mu.Unlock()
+	if wake {
+		q.notify()
 	}
 	if q.reportAttempts {
 		if err != nil || after == nil {
@@ -204,10 +238,12 @@ func tally(att *storage.Attempt, stored *Task, superseded bool) storage.Tally {
 	return n
 }
 
-// decide returns the task as it should be after attempt n ended with out,
-// and fills in the attempt's outcome.
-func (q *Queue) decide(t *Task, n int, now time.Time, out dispatch.Outcome, att *storage.Attempt) *Task {
-	next := t.Clone()
+// decide sets next to the task t as it should be after attempt n ended at
+// *now with out, and fills in the attempt's outcome. next points at *now if
+// the task finished.
+func (q *Queue) decide(next, t *Task, n int, now *time.Time, out dispatch.Outcome,
+	att *storage.Attempt) {
+	t.CloneTo(next)
 	next.Attempts = n
 	next.NextAttemptAt = nil
 
@@ -216,8 +252,8 @@ func (q *Queue) decide(t *Task, n int, now time.Time, out dispatch.Outcome, att 
 		next.State = storage.Succeeded
 		next.Result = out.Result
 		next.Error = nil
-		next.FinishedAt = &now
-		return next
+		next.FinishedAt = now
+		return
 	}
 
 	// The attempt failed: keep its evidence, then retry or give up.
@@ -233,14 +269,13 @@ func (q *Queue) decide(t *Task, n int, now time.Time, out dispatch.Outcome, att 
 			att.Outcome = "retry"
 			next.State = storage.Retrying
 			next.NextAttemptAt = &at
-			return next
+			return
 		}
 		next.Error.Message += fmt.Sprintf(" (gave up: the next attempt would pass the maximum age of %s)",
 			q.opts.MaxAge)
 	}
 	next.State = storage.Failed
-	next.FinishedAt = &now
-	return next
+	next.FinishedAt = now
 }
 
 // firstRun is when a task was first due, or last retried by a user: the
@@ -303,15 +338,13 @@ const (
 // again at once, flooding endpoints with duplicates. So after a failed
 // outcome commit the scheduler leases nothing for a while, doubling with
 // each round of failures from 100 ms up to 10 s, and the first stored
-// outcome ends the series. err is
-// the outcome commit's error; a task deleted meanwhile or a closing store
-// says nothing about the store's health.
+// outcome ends the series. err is the outcome commit's error; a task
+// deleted meanwhile or a closing store says nothing about the store's
+// health. Callers hold q.mu.
 func (q *Queue) storeHealth(err error) {
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrClosed) {
 		return
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if err == nil {
 		q.storeFailures = 0
 		return

@@ -30,11 +30,13 @@ type DueOptions struct {
 // stops at opts.Max or opts.MaxScan, next is nil and more may be due.
 func (t *Tx) Due(now time.Time, opts DueOptions) (due []*Task, next *time.Time, err error) {
 	limit := now.UnixNano()
-	c := t.schedule.Cursor()
+	c := t.bucket(bSchedule).Cursor()
 	scanned := 0
-	k, _ := c.First()
+	var k []byte
 	if opts.From != nil {
 		k, _ = c.Seek(opts.From)
+	} else {
+		k, _ = c.First()
 	}
 	for ; k != nil; k, _ = c.Next() {
 		if len(k) != 24 {
@@ -89,7 +91,7 @@ func (t *Tx) List(opts ListOptions) ([]*Task, error) {
 	wanted := stateSet(opts.States)
 
 	// Walk back from the newest task, or from the one before opts.Before.
-	c := t.tasks.Cursor()
+	c := t.bucket(bTasks).Cursor()
 	var k, v []byte
 	if opts.Before != nil {
 		// Seek lands on the first key at or after Before; step back once.
@@ -169,7 +171,7 @@ func (t *Tx) Select(opts SelectOptions) (tasks []*Task, next *ID, err error) {
 		limit = 100
 	}
 	wanted := stateSet(opts.States)
-	c := t.tasks.Cursor()
+	c := t.bucket(bTasks).Cursor()
 	k, v := c.First()
 	if opts.After != nil {
 		if k, v = c.Seek(opts.After[:]); k != nil && ID(k) == *opts.After {
@@ -210,7 +212,7 @@ func (t *Tx) Select(opts SelectOptions) (tasks []*Task, next *ID, err error) {
 
 // Last returns the ID of the newest task, or nil when the store is empty.
 func (t *Tx) Last() *ID {
-	k, _ := t.tasks.Cursor().Last()
+	k, _ := t.bucket(bTasks).Cursor().Last()
 	if k == nil {
 		return nil
 	}
@@ -220,7 +222,7 @@ func (t *Tx) Last() *ID {
 
 // KeyHolder returns the task that holds the idempotency key, if any.
 func (t *Tx) KeyHolder(key string) (ID, bool) {
-	v := t.keys.Get([]byte(key))
+	v := t.bucket(bKeys).Get([]byte(key))
 	if len(v) != len(ID{}) {
 		return ID{}, false
 	}
@@ -241,7 +243,7 @@ func (t *Tx) Check() []error {
 	// Records and the index entries they require.
 	counts := make(map[State]int64)
 	wantSched := make(map[string]bool)
-	c := t.tasks.Cursor()
+	c := t.bucket(bTasks).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if len(k) != 16 {
 			add("task key of %d bytes", len(k))
@@ -260,14 +262,14 @@ func (t *Tx) Check() []error {
 			wantSched[string(scheduleKey(*task.NextAttemptAt, task.ID))] = true
 		}
 		if holdsKey(task) {
-			if v := t.keys.Get([]byte(*task.Key)); v == nil || ID(v) != task.ID {
+			if v := t.bucket(bKeys).Get([]byte(*task.Key)); v == nil || ID(v) != task.ID {
 				add("task %s: key %q not indexed to it", task.ID, *task.Key)
 			}
 		}
 	}
 
 	// The schedule index against the records.
-	sc := t.schedule.Cursor()
+	sc := t.bucket(bSchedule).Cursor()
 	for k, _ := sc.First(); k != nil; k, _ = sc.Next() {
 		if !wantSched[string(k)] {
 			add("schedule entry %x has no matching task", k)
@@ -279,15 +281,15 @@ func (t *Tx) Check() []error {
 	}
 
 	// Keys and attempts point at stored tasks.
-	kc := t.keys.Cursor()
+	kc := t.bucket(bKeys).Cursor()
 	for k, v := kc.First(); k != nil; k, v = kc.Next() {
-		if len(v) != 16 || t.tasks.Get(v) == nil {
+		if len(v) != 16 || t.bucket(bTasks).Get(v) == nil {
 			add("key %q points at no task", k)
 		}
 	}
-	ac := t.attempts.Cursor()
+	ac := t.bucket(bAttempts).Cursor()
 	for k, _ := ac.First(); k != nil; k, _ = ac.Next() {
-		if len(k) != 20 || t.tasks.Get(k[:16]) == nil {
+		if len(k) != 20 || t.bucket(bTasks).Get(k[:16]) == nil {
 			add("attempt %x belongs to no task", k)
 		}
 	}
@@ -311,7 +313,7 @@ func (t *Tx) Check() []error {
 func (t *Tx) DeleteFinished(cutoff time.Time, after *ID, max, scan int,
 	states ...State) (deleted int, next *ID, done bool, err error) {
 	wanted := stateSet(states)
-	c := t.tasks.Cursor()
+	c := t.bucket(bTasks).Cursor()
 	k, v := c.First()
 	if after != nil {
 		if k, v = c.Seek(after[:]); k != nil && ID(k) == *after {

@@ -102,14 +102,14 @@ type decoder struct {
 	err error
 }
 
-func newDecoder(b []byte) (*decoder, error) {
+func newDecoder(b []byte) (decoder, error) {
 	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty", errCorrupt)
+		return decoder{}, fmt.Errorf("%w: empty", errCorrupt)
 	}
 	if b[0] != recordVersion {
-		return nil, fmt.Errorf("%w: unknown record version %d", errCorrupt, b[0])
+		return decoder{}, fmt.Errorf("%w: unknown record version %d", errCorrupt, b[0])
 	}
-	return &decoder{b: b[1:]}, nil
+	return decoder{b: b[1:]}, nil
 }
 
 // next advances to the next field and reports whether there is one.
@@ -141,15 +141,25 @@ func (d *decoder) int() int64 {
 	return v
 }
 
-func (d *decoder) time() *time.Time {
-	t := time.Unix(0, d.int()).UTC()
-	return &t
+func (d *decoder) time() time.Time {
+	return time.Unix(0, d.int()).UTC()
 }
 
 // copyBytes returns a copy of the field's value: bbolt's memory is valid
 // only inside its transaction.
 func (d *decoder) copyBytes() []byte {
 	return append([]byte(nil), d.val...)
+}
+
+// known returns the field's value as one of the strings in common if it is
+// one of them, sparing an allocation, and as a new string otherwise.
+func (d *decoder) known(common ...string) string {
+	for _, c := range common {
+		if string(d.val) == c {
+			return c
+		}
+	}
+	return string(d.val)
 }
 
 func (d *decoder) json(v any) {
@@ -160,7 +170,17 @@ func (d *decoder) json(v any) {
 
 // encodeTask returns the record form of t, which must be a stored state.
 func encodeTask(t *Task) ([]byte, error) {
-	e := encoder{b: make([]byte, 0, 256)}
+	return appendTask(make([]byte, 0, taskSize(t)), t)
+}
+
+// taskSize estimates the size of the record of t.
+func taskSize(t *Task) int {
+	return 96 + len(t.URL) + len(t.Args) + len(t.JSON) + len(t.Result)
+}
+
+// appendTask appends the record form of t to dst.
+func appendTask(dst []byte, t *Task) ([]byte, error) {
+	e := encoder{b: dst}
 	e.b = append(e.b, recordVersion)
 	e.int(tagState, int64(t.State))
 	e.int(tagRev, int64(t.Rev))
@@ -195,19 +215,34 @@ func encodeTask(t *Task) ([]byte, error) {
 	return e.b, nil
 }
 
+// decodedTask holds a decoded task with room for its optional times, so
+// that a decode allocates them with the task rather than one at a time.
+type decodedTask struct {
+	task  Task
+	times [4]time.Time
+}
+
+// Methods and protocols most tasks use: decoding shares these strings.
+var (
+	commonMethods   = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
+	commonProtocols = []string{"celery", "plain"}
+)
+
 // decodeTask reads a task record stored under id.
 func decodeTask(id ID, b []byte) (*Task, error) {
 	d, err := newDecoder(b)
 	if err != nil {
 		return nil, fmt.Errorf("decode task %s: %w", id, err)
 	}
-	t := &Task{ID: id}
+	box := &decodedTask{}
+	t := &box.task
+	t.ID = id
 	for d.next() {
 		switch d.tag {
 		case tagURL:
 			t.URL = string(d.val)
 		case tagMethod:
-			t.Method = string(d.val)
+			t.Method = d.known(commonMethods...)
 		case tagArgs:
 			t.Args = d.copyBytes()
 		case tagHeaders:
@@ -215,13 +250,14 @@ func decodeTask(id ID, b []byte) (*Task, error) {
 		case tagJSON:
 			t.JSON = d.copyBytes()
 		case tagProtocol:
-			t.Protocol = string(d.val)
+			t.Protocol = d.known(commonProtocols...)
 		case tagMaxAttempts:
 			t.MaxAttempts = int(d.int())
 		case tagTimeout:
 			t.Timeout = Duration(d.int())
 		case tagRunAt:
-			t.RunAt = d.time()
+			box.times[0] = d.time()
+			t.RunAt = &box.times[0]
 		case tagKey:
 			k := string(d.val)
 			t.Key = &k
@@ -230,22 +266,25 @@ func decodeTask(id ID, b []byte) (*Task, error) {
 		case tagAttempts:
 			t.Attempts = int(d.int())
 		case tagCreatedAt:
-			t.CreatedAt = *d.time()
+			t.CreatedAt = d.time()
 		case tagFinishedAt:
-			t.FinishedAt = d.time()
+			box.times[1] = d.time()
+			t.FinishedAt = &box.times[1]
 		case tagResult:
 			t.Result = d.copyBytes()
 		case tagError:
 			t.Error = new(Error)
 			d.json(t.Error)
 		case tagNextAttemptAt:
-			t.NextAttemptAt = d.time()
+			box.times[2] = d.time()
+			t.NextAttemptAt = &box.times[2]
 		case tagRev:
 			t.Rev = uint32(d.int())
 		case tagAttemptBase:
 			t.AttemptBase = int(d.int())
 		case tagRetriedAt:
-			t.RetriedAt = d.time()
+			box.times[3] = d.time()
+			t.RetriedAt = &box.times[3]
 		}
 	}
 	if d.err != nil {
@@ -276,8 +315,33 @@ func decodeState(b []byte) (State, error) {
 	return 0, fmt.Errorf("%w: no state", errCorrupt)
 }
 
+// decodeRev reads only the revision of a task record. A record whose
+// revision is zero has no such field, so it may read to the end; fields are
+// skipped without being decoded.
+func decodeRev(b []byte) (uint32, error) {
+	d, err := newDecoder(b)
+	if err != nil {
+		return 0, err
+	}
+	for d.next() {
+		if d.tag == tagRev {
+			rev := uint32(d.int())
+			return rev, d.err
+		}
+	}
+	return 0, d.err
+}
+
 func encodeAttempt(a *Attempt) ([]byte, error) {
-	e := encoder{b: make([]byte, 0, 96)}
+	return appendAttempt(make([]byte, 0, attemptSize(a)), a)
+}
+
+// attemptSize estimates the size of the record of a.
+func attemptSize(a *Attempt) int { return 48 + len(a.Outcome) + len(a.Body) }
+
+// appendAttempt appends the record form of a to dst.
+func appendAttempt(dst []byte, a *Attempt) ([]byte, error) {
+	e := encoder{b: dst}
 	e.b = append(e.b, recordVersion)
 	e.int(tagAttN, int64(a.N))
 	e.time(tagAttStartedAt, &a.StartedAt)
@@ -304,7 +368,7 @@ func decodeAttempt(b []byte) (*Attempt, error) {
 		case tagAttN:
 			a.N = int(d.int())
 		case tagAttStartedAt:
-			a.StartedAt = *d.time()
+			a.StartedAt = d.time()
 		case tagAttLatency:
 			a.Latency = Duration(d.int())
 		case tagAttStatusCode:

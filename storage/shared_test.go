@@ -206,6 +206,31 @@ func TestStore_OpenDB(t *testing.T) {
 		}
 	})
 
+	t.Run("InnerBucketDeletedByTheApp", func(t *testing.T) {
+		db := openAppDB(t)
+		s := openDBTest(t, db, nil)
+		task := newTask(1)
+		insert(t, s, task)
+		err := db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("hookq")).DeleteBucket(bucketTasks)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.View(func(tx *Tx) error { _, err := tx.Get(task.ID); return err })
+		if !errors.Is(err, errMissingBucket) {
+			t.Errorf("Get without the tasks bucket = %v; want errMissingBucket", err)
+		}
+		err = s.Update(context.Background(), func(*Tx) error { return nil })
+		if !errors.Is(err, errMissingBucket) {
+			t.Errorf("Update without the tasks bucket = %v; want errMissingBucket", err)
+		}
+		problems := s.Check()
+		if len(problems) != 1 || !errors.Is(problems[0], errMissingBucket) {
+			t.Errorf("Check without the tasks bucket = %v; want errMissingBucket", problems)
+		}
+	})
+
 	t.Run("OneWriterPerBucket", func(t *testing.T) {
 		db := openAppDB(t)
 		s := openDBTest(t, db, nil)

@@ -114,6 +114,9 @@ func TestRecord_RoundTrip(t *testing.T) {
 			if s, err := decodeState(rec); err != nil || s != want.State {
 				t.Errorf("decodeState = %v, %v; want %v", s, err, want.State)
 			}
+			if r, err := decodeRev(rec); err != nil || r != want.Rev {
+				t.Errorf("decodeRev = %v, %v; want %v", r, err, want.Rev)
+			}
 		})
 	}
 }
@@ -153,6 +156,46 @@ func TestRecord_CorruptRejected(t *testing.T) {
 				t.Errorf("decode = %v; want errCorrupt", err)
 			}
 		})
+	}
+}
+
+func TestTx_Rev(t *testing.T) {
+	s, _ := openTest(t)
+	task := newTask(0)
+	insert(t, s, task)
+	rev := func() (uint32, error) {
+		var rev uint32
+		err := s.View(func(tx *Tx) error {
+			var err error
+			rev, err = tx.Rev(task.ID)
+			return err
+		})
+		return rev, err
+	}
+	if got, err := rev(); err != nil || got != 0 {
+		t.Errorf("Rev of a new task = %d, %v; want 0", got, err)
+	}
+
+	// Replace with the copy read before: Rev says it is still current.
+	err := s.Update(context.Background(), func(tx *Tx) error {
+		if got, err := tx.Rev(task.ID); err != nil || got != task.Rev {
+			return fmt.Errorf("Rev = %d, %v; want %d", got, err, task.Rev)
+		}
+		next := task.Clone()
+		next.State, next.NextAttemptAt, next.FinishedAt = Succeeded, nil, &testNow
+		return tx.Replace(task, next)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rev(); err != nil || got != 1 {
+		t.Errorf("Rev after Replace = %d, %v; want 1", got, err)
+	}
+	checkInvariants(t, s)
+
+	err = s.View(func(tx *Tx) error { _, err := tx.Rev(ulid.Make()); return err })
+	if !errors.Is(err, ErrNotFound) {
+		t.Errorf("Rev of an unknown task = %v; want ErrNotFound", err)
 	}
 }
 
@@ -521,8 +564,8 @@ func BenchmarkDecodeTask(b *testing.B) {
 }
 
 // BenchmarkStore_Complete measures the commit path of finished attempts:
-// 128 concurrent writers each read a pending task, add its attempt and
-// store it succeeded, sharing commits.
+// 128 concurrent writers each check that a task is as they read it
+// before, add its attempt and store it succeeded, sharing commits.
 func BenchmarkStore_Complete(b *testing.B) { benchComplete(b, false) }
 
 // BenchmarkStore_CompleteTallied is BenchmarkStore_Complete with each
@@ -557,6 +600,7 @@ func benchComplete(b *testing.B, tally bool) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for range 128 {
 		wg.Go(func() {
 			for {
@@ -565,9 +609,10 @@ func benchComplete(b *testing.B, tally bool) {
 					return
 				}
 				err := s.Update(context.Background(), func(tx *Tx) error {
-					cur, err := tx.Get(tasks[i].ID)
-					if err != nil {
-						return err
+					// The task as read when it was leased, still current.
+					cur := tasks[i]
+					if rev, err := tx.Rev(cur.ID); err != nil || rev != cur.Rev {
+						return fmt.Errorf("rev of %s = %d, %v; want %d", cur.ID, rev, err, cur.Rev)
 					}
 					if err := tx.AddAttempt(cur.ID, &Attempt{N: 1, StartedAt: testNow, Outcome: "succeeded"}); err != nil {
 						return err
@@ -588,6 +633,7 @@ func benchComplete(b *testing.B, tally bool) {
 		})
 	}
 	wg.Wait()
+	cpu.report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
 

@@ -78,14 +78,15 @@ func (t *Tx) flushTallies() error {
 	for _, st := range t.tallies {
 		k := tallyKey(st.sec)
 		cur, fresh := Tally{}, true
-		if v := t.tallyBucket.Get(k); v != nil {
+		if v := t.bucket(bTallies).Get(k); v != nil {
 			var err error
 			if cur, err = decodeTally(v); err != nil {
 				return fmt.Errorf("update tally %d: %w", st.sec, err)
 			}
 			fresh = false
 		}
-		if err := t.tallyBucket.Put(k, encodeTally(cur.Add(st.t))); err != nil {
+		v := t.arena.keep(appendTally(t.arena.next(24), cur.Add(st.t)))
+		if err := t.bucket(bTallies).Put(k, v); err != nil {
 			return fmt.Errorf("update tally %d: %w", st.sec, err)
 		}
 		if fresh {
@@ -102,7 +103,7 @@ func (t *Tx) flushTallies() error {
 func (t *Tx) pruneTallies(now int64) error {
 	keep := int64(TallyKeep / time.Second)
 	var old [][]byte
-	c := t.tallyBucket.Cursor()
+	c := t.bucket(bTallies).Cursor()
 	for k, _ := c.First(); k != nil && string(k) < string(tallyKey(now-keep)); k, _ = c.Next() {
 		old = append(old, k)
 	}
@@ -110,7 +111,7 @@ func (t *Tx) pruneTallies(now int64) error {
 		old = append(old, k)
 	}
 	for _, k := range old {
-		if err := t.tallyBucket.Delete(k); err != nil {
+		if err := t.bucket(bTallies).Delete(k); err != nil {
 			return fmt.Errorf("prune tallies: %w", err)
 		}
 	}
@@ -121,11 +122,11 @@ func (t *Tx) pruneTallies(now int64) error {
 // both included.
 func (t *Tx) Tallies(from, to time.Time) (Tally, error) {
 	var sum Tally
-	if t.tallyBucket == nil {
+	if t.bucket(bTallies) == nil {
 		return sum, nil // a file from before tallies, opened read-only
 	}
 	last := tallyKey(to.Unix())
-	c := t.tallyBucket.Cursor()
+	c := t.bucket(bTallies).Cursor()
 	for k, v := c.Seek(tallyKey(from.Unix())); k != nil && string(k) <= string(last); k, v = c.Next() {
 		n, err := decodeTally(v)
 		if err != nil {
@@ -141,8 +142,10 @@ func (t *Tx) Tallies(from, to time.Time) (Tally, error) {
 	return sum, nil
 }
 
-func encodeTally(n Tally) []byte {
-	e := encoder{b: make([]byte, 0, 24)}
+func encodeTally(n Tally) []byte { return appendTally(make([]byte, 0, 24), n) }
+
+func appendTally(dst []byte, n Tally) []byte {
+	e := encoder{b: dst}
 	e.b = append(e.b, recordVersion)
 	e.int(tagTallyAttempts, n.Attempts)
 	e.int(tagTallyFailedAttempts, n.FailedAttempts)
@@ -176,11 +179,11 @@ func decodeTally(b []byte) (Tally, error) {
 // not seconds, records that do not decode, counts that are negative or
 // more failed attempts than attempts.
 func (t *Tx) checkTallies() []error {
-	if t.tallyBucket == nil {
+	if t.bucket(bTallies) == nil {
 		return nil
 	}
 	var problems []error
-	c := t.tallyBucket.Cursor()
+	c := t.bucket(bTallies).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if len(k) != 8 {
 			problems = append(problems, fmt.Errorf("tally key of %d bytes", len(k)))

@@ -30,7 +30,7 @@ func countTallies(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
 	s.View(func(tx *Tx) error {
-		return tx.tallyBucket.ForEach(func(_, _ []byte) error { n++; return nil })
+		return tx.bucket(bTallies).ForEach(func(_, _ []byte) error { n++; return nil })
 	})
 	return n
 }

@@ -197,7 +197,15 @@ func RedactURL(raw string) string { return redact.URL(raw) }
 
 // Clone returns a copy of t that shares no mutable state with it.
 func (t *Task) Clone() *Task {
-	c := *t
+	c := new(Task)
+	t.CloneTo(c)
+	return c
+}
+
+// CloneTo sets *c to a copy of t that shares no mutable state with it, as
+// Clone returns, for a caller that has room for the copy.
+func (t *Task) CloneTo(c *Task) {
+	*c = *t
 	if t.Headers != nil {
 		c.Headers = make(map[string]string, len(t.Headers))
 		for k, v := range t.Headers {
@@ -208,7 +216,6 @@ func (t *Task) Clone() *Task {
 		e := *t.Error
 		c.Error = &e
 	}
-	return &c
 }
 
 // Attempt records one try of a task's HTTP call and its outcome.
