@@ -195,13 +195,25 @@ func (a *app) probeStore(ctx context.Context) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err = cmd.Run()
-	if err == nil || ctx.Err() != nil || !crashed(err, stderr.String()) {
+	if err == nil || ctx.Err() != nil {
 		return nil
 	}
-	first, _, _ := strings.Cut(strings.TrimSpace(stderr.String()), "\n")
-	return fmt.Errorf("open store %s: %w: opening it crashed (%s); "+
+	// The child may also catch the damage on its own goroutine and exit
+	// with an error before bbolt's goroutine crashes it: a race that a
+	// loaded machine loses often enough. Either way the store is damaged.
+	out := stderr.String()
+	how := "crashed"
+	switch {
+	case crashed(err, out):
+	case strings.Contains(out, storage.ErrDamaged.Error()):
+		how = "failed"
+	default:
+		return nil
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	return fmt.Errorf("open store %s: %w: opening it %s (%s); "+
 		"run \"hookq check\" for a report, and restore the file from a backup",
-		a.storePath(), storage.ErrDamaged, first)
+		a.storePath(), storage.ErrDamaged, how, first)
 }
 
 // crashed reports whether a child process died of a crash (a signal, a Go
