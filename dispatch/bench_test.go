@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+
+	"github.com/hookq/hookq/internal/cputime"
 )
 
 // BenchmarkDispatcher_Do measures one whole attempt of the queue's typical
@@ -72,7 +74,7 @@ func BenchmarkDispatcher_DoParallel(b *testing.B) {
 			d, _ := newTestDispatcher(b, tc.opts)
 			b.ReportAllocs()
 			b.SetParallelism(conns / runtime.GOMAXPROCS(0))
-			start := cpuTime()
+			start := cputime.Process()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -83,7 +85,7 @@ func BenchmarkDispatcher_DoParallel(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64((cputime.Process()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
 }

@@ -3,9 +3,10 @@ package storage
 import (
 	"context"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hookq/hookq/internal/cputime"
 )
 
 // cpuClock measures the CPU time (user and system) of the whole process,
@@ -14,20 +15,12 @@ import (
 // on a shared machine.
 type cpuClock struct{ start time.Duration }
 
-func startCPU() cpuClock { return cpuClock{start: processCPU()} }
+func startCPU() cpuClock { return cpuClock{start: cputime.Process()} }
 
 // report reports the CPU time since startCPU per op; call it at the end of
 // the benchmark.
 func (c cpuClock) report(b *testing.B) {
-	b.ReportMetric(float64(processCPU()-c.start)/float64(b.N), "cpu-ns/op")
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(cputime.Process()-c.start)/float64(b.N), "cpu-ns/op")
 }
 
 // openBench opens a store in a temporary directory for a benchmark.

@@ -1,14 +1,15 @@
 //go:build unix
 
-package dispatch
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime returns the CPU time the process has used.
-func cpuTime() time.Duration {
+// Process returns the user and system CPU time of the process so far, or
+// 0 if the system does not say.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
