@@ -58,7 +58,7 @@ func (q *Queue) newTasks(specs []Spec) ([]*Task, error) {
 	now := q.clock.Now().UTC()
 	tasks := make([]*Task, len(specs))
 	due := &now // the run time of the tasks due now, shared
-	var urls urlCheck
+	urls := urlCheck{known: &q.knownURLs}
 	for i := range specs {
 		t := new(Task)
 		err := fillTask(t, &specs[i], &q.opts, &urls)

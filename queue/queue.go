@@ -258,6 +258,8 @@ type Queue struct {
 
 	report   *reporter // delivers events off the committer
 	urlViews urlViews  // for the reporter's events
+	// knownURLs are URLs of recent enqueues that were valid.
+	knownURLs knownURLs
 	// reportAttempts is set when attempts have an observer or a log.
 	reportAttempts bool
 

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -195,12 +197,20 @@ func fillTask(t *storage.Task, spec *Spec, o *Options, urls *urlCheck) error {
 // maxRunAt is the latest run time a task may ask for.
 var maxRunAt = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// urlCheck checks URLs with checkURL, and remembers the last valid one.
-// A nil *urlCheck remembers nothing.
-type urlCheck struct{ valid string }
+// urlCheck checks URLs with checkURL, and remembers the last valid one,
+// and, with known set, the valid URLs of recent enqueues. A nil *urlCheck
+// remembers nothing.
+type urlCheck struct {
+	valid string
+	known *knownURLs
+}
 
 func (c *urlCheck) check(raw string) error {
 	if c != nil && raw == c.valid && raw != "" {
+		return nil
+	}
+	if c != nil && c.known != nil && c.known.has(raw) {
+		c.valid = raw
 		return nil
 	}
 	if err := checkURL(raw); err != nil {
@@ -208,8 +218,36 @@ func (c *urlCheck) check(raw string) error {
 	}
 	if c != nil {
 		c.valid = raw
+		if c.known != nil {
+			c.known.add(raw)
+		}
 	}
 	return nil
+}
+
+// maxKnownURLs bounds knownURLs; past it, it starts again empty.
+const maxKnownURLs = 256
+
+// knownURLs remembers URLs that passed checkURL, which depends on the URL
+// alone. Most tasks of a queue go to a few endpoints, and parsing the URL
+// was 6% of the CPU of enqueues from 256 producers. Safe for concurrent
+// use; reads take no lock.
+type knownURLs struct {
+	m sync.Map     // string → struct{}
+	n atomic.Int64 // additions since the last reset, roughly
+}
+
+func (k *knownURLs) has(raw string) bool {
+	_, ok := k.m.Load(raw)
+	return ok
+}
+
+func (k *knownURLs) add(raw string) {
+	if k.n.Add(1) > maxKnownURLs {
+		k.m.Clear()
+		k.n.Store(1)
+	}
+	k.m.Store(raw, struct{}{})
 }
 
 func checkURL(raw string) error {

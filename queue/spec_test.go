@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 
@@ -87,4 +88,39 @@ func FuzzArgs(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestKnownURLs: the URLs remembered across enqueues are only valid ones,
+// an invalid URL is refused however often a valid one came before it, and
+// the memory stays bounded.
+func TestKnownURLs(t *testing.T) {
+	t.Parallel()
+	var known knownURLs
+	c := urlCheck{known: &known}
+	if err := c.check("http://127.0.0.1:9/a"); err != nil {
+		t.Fatal(err)
+	}
+	if !known.has("http://127.0.0.1:9/a") {
+		t.Error("a valid URL was not remembered")
+	}
+	for _, bad := range []string{"http://127.0.0.1:0/a", "ftp://127.0.0.1/a", "http:// /a", ""} {
+		for range 2 {
+			if err := (&urlCheck{known: &known}).check(bad); err == nil {
+				t.Errorf("check(%q) = nil; want an error", bad)
+			}
+		}
+		if known.has(bad) {
+			t.Errorf("invalid URL %q remembered", bad)
+		}
+	}
+	for i := range 3 * maxKnownURLs {
+		if err := (&urlCheck{known: &known}).check(fmt.Sprintf("http://127.0.0.1:9/%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	known.m.Range(func(any, any) bool { n++; return true })
+	if n > maxKnownURLs {
+		t.Errorf("%d URLs remembered; want at most %d", n, maxKnownURLs)
+	}
 }
