@@ -16,18 +16,7 @@ import (
 // BenchmarkDispatcher_Do measures one whole attempt of the queue's typical
 // task, GET /multiply?x=10&y=10, against a loopback receiver.
 func BenchmarkDispatcher_Do(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		x, _ := strconv.Atoi(r.FormValue("x"))
-		y, _ := strconv.Atoi(r.FormValue("y"))
-		fmt.Fprintf(w, `{"status":"success","retval":%d}`, x*y)
-	}))
-	b.Cleanup(srv.Close)
-
-	r := &Request{
-		ID:   "01JF0000000000000000000000",
-		URL:  srv.URL + "/multiply",
-		Args: url.Values{"x": {"10"}, "y": {"10"}},
-	}
+	r := multiplyRequest(b)
 	// Unsigned is what the queue does by default; Signed adds the HMAC.
 	for name, opts := range map[string]Options{
 		"Unsigned": {},
@@ -50,17 +39,7 @@ func BenchmarkDispatcher_Do(b *testing.B) {
 // (dispatcher and receiver both) per attempt: through the dispatcher's own
 // transport, and through net/http's Transport for comparison.
 func BenchmarkDispatcher_DoParallel(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		x, _ := strconv.Atoi(r.FormValue("x"))
-		y, _ := strconv.Atoi(r.FormValue("y"))
-		fmt.Fprintf(w, `{"status":"success","retval":%d}`, x*y)
-	}))
-	b.Cleanup(srv.Close)
-	r := &Request{
-		ID:   "01JF0000000000000000000000",
-		URL:  srv.URL + "/multiply",
-		Args: url.Values{"x": {"10"}, "y": {"10"}},
-	}
+	r := multiplyRequest(b)
 	const conns = 64
 	for _, tc := range []struct {
 		name string
@@ -74,7 +53,7 @@ func BenchmarkDispatcher_DoParallel(b *testing.B) {
 			d, _ := newTestDispatcher(b, tc.opts)
 			b.ReportAllocs()
 			b.SetParallelism(conns / runtime.GOMAXPROCS(0))
-			start := cputime.Process()
+			cpu := cputime.Start()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -85,7 +64,23 @@ func BenchmarkDispatcher_DoParallel(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64((cputime.Process()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+			cpu.Report(b)
 		})
+	}
+}
+
+// multiplyRequest starts a loopback receiver of the multiply task, closed
+// when b ends, and returns the queue's typical attempt of it.
+func multiplyRequest(b *testing.B) *Request {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		x, _ := strconv.Atoi(r.FormValue("x"))
+		y, _ := strconv.Atoi(r.FormValue("y"))
+		fmt.Fprintf(w, `{"status":"success","retval":%d}`, x*y)
+	}))
+	b.Cleanup(srv.Close)
+	return &Request{
+		ID:   "01JF0000000000000000000000",
+		URL:  srv.URL + "/multiply",
+		Args: url.Values{"x": {"10"}, "y": {"10"}},
 	}
 }

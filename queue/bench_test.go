@@ -8,24 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hookq/hookq/internal/cputime"
 )
-
-// cpuClock measures the CPU time (user and system) of the whole process,
-// reported as cpu-ns/op: these benchmarks wait for fsync, so their ns/op
-// is partly the disk's, and CPU time is less disturbed by other processes
-// on a shared machine.
-type cpuClock struct{ start time.Duration }
-
-func startCPU() cpuClock { return cpuClock{start: cputime.Process()} }
-
-// report reports the CPU time since startCPU per op; call it at the end of
-// the benchmark.
-func (c cpuClock) report(b *testing.B) {
-	b.ReportMetric(float64(cputime.Process()-c.start)/float64(b.N), "cpu-ns/op")
-}
 
 // BenchmarkQueue_EndToEnd enqueues b.N GET-multiply tasks in batches and
 // drains them through a loopback receiver in the same process.
@@ -47,7 +32,7 @@ func BenchmarkQueue_EndToEnd(b *testing.B) {
 	specs := make([]Spec, 0, 1000)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	for i := 0; i < b.N; i++ {
 		specs = append(specs, Spec{URL: srv.URL + "/multiply", Args: map[string]any{"x": i, "y": 10}})
 		if len(specs) == cap(specs) || i == b.N-1 {
@@ -58,7 +43,7 @@ func BenchmarkQueue_EndToEnd(b *testing.B) {
 		}
 	}
 	<-all
-	cpu.report(b)
+	cpu.Report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 
 }
@@ -75,7 +60,7 @@ func BenchmarkQueue_EnqueueConcurrent(b *testing.B) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	for range 256 {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
@@ -88,7 +73,7 @@ func BenchmarkQueue_EnqueueConcurrent(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	cpu.report(b)
+	cpu.Report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
 
@@ -105,13 +90,13 @@ func BenchmarkQueue_EnqueueBatch(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	for i := 0; i < b.N; i += len(specs) {
 		if _, err := q.EnqueueMany(context.Background(), specs); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.report(b)
+	cpu.Report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
 

@@ -9,20 +9,6 @@ import (
 	"github.com/hookq/hookq/internal/cputime"
 )
 
-// cpuClock measures the CPU time (user and system) of the whole process,
-// reported as cpu-ns/op: commit benchmarks wait for fsync, so their ns/op
-// is mostly the disk's, and CPU time is less disturbed by other processes
-// on a shared machine.
-type cpuClock struct{ start time.Duration }
-
-func startCPU() cpuClock { return cpuClock{start: cputime.Process()} }
-
-// report reports the CPU time since startCPU per op; call it at the end of
-// the benchmark.
-func (c cpuClock) report(b *testing.B) {
-	b.ReportMetric(float64(cputime.Process()-c.start)/float64(b.N), "cpu-ns/op")
-}
-
 // openBench opens a store in a temporary directory for a benchmark.
 func openBench(b *testing.B) *Store {
 	b.Helper()
@@ -62,9 +48,9 @@ func BenchmarkStore_InsertBatch(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	insertBench(b, s, tasks)
-	cpu.report(b)
+	cpu.Report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
 

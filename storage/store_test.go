@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/hookq/hookq/internal/cputime"
 )
 
 func openTest(t *testing.T) (*Store, string) {
@@ -600,7 +602,7 @@ func benchComplete(b *testing.B, tally bool) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := startCPU()
+	cpu := cputime.Start()
 	for range 128 {
 		wg.Go(func() {
 			for {
@@ -633,7 +635,7 @@ func benchComplete(b *testing.B, tally bool) {
 		})
 	}
 	wg.Wait()
-	cpu.report(b)
+	cpu.Report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 }
 
