@@ -157,6 +157,7 @@ func TestH1_ServerClosedIdleConnection(t *testing.T) {
 	var served atomic.Int64
 	base := oneShotServer(t, &served)
 	d, log := newTestDispatcher(t, Options{})
+	tr := d.client.Transport.(*splitTransport).h1
 	for i, method := range []string{"GET", "POST", "POST", "GET", "PUT"} {
 		out := d.Do(t.Context(), &Request{URL: base + "/hook", Method: method,
 			Args: map[string][]string{"x": {"1"}}})
@@ -164,7 +165,7 @@ func TestH1_ServerClosedIdleConnection(t *testing.T) {
 		if got := served.Load(); got != int64(i+1) {
 			t.Fatalf("after %d attempts the server answered %d", i+1, got)
 		}
-		time.Sleep(20 * time.Millisecond) // the close reaches the client
+		eventually(t, "server's close seen", func() bool { return idleClosed(tr) })
 	}
 	if n := len(log.all()); n != 5 {
 		t.Errorf("dialled %d times; want 5 (one per attempt)", n)
@@ -182,16 +183,7 @@ func TestH1_StaleConnectionRace(t *testing.T) {
 
 	// The first attempt leaves an idle connection that the server closes.
 	wantOutcome(t, d.Do(t.Context(), &Request{URL: base}), Succeeded, "")
-	eventually(t, "server closed", func() bool {
-		tr.mu.Lock()
-		defer tr.mu.Unlock()
-		for _, h := range tr.hosts {
-			for _, c := range h.idle {
-				return !c.probe.alive()
-			}
-		}
-		return false
-	})
+	eventually(t, "server closed", func() bool { return idleClosed(tr) })
 	// Skip the probe: pretend the close raced it.
 	tr.mu.Lock()
 	for _, h := range tr.hosts {
@@ -204,6 +196,23 @@ func TestH1_StaleConnectionRace(t *testing.T) {
 	if got := served.Load(); got != 2 {
 		t.Errorf("server answered %d requests; want 2", got)
 	}
+}
+
+// idleClosed reports whether tr holds idle connections and the server has
+// closed every one of them.
+func idleClosed(tr *h1Transport) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, h := range tr.hosts {
+		for _, c := range h.idle {
+			if c.probe.alive() {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 func TestH1_ConnectionNotReused(t *testing.T) {
